@@ -1,0 +1,64 @@
+"""cnnlab: convolutional neural networks from first principles, in NumPy.
+
+>>> import cnnlab
+>>> model = cnnlab.seed_model(seed=0)
+>>> model.count_params()
+1134426
+"""
+
+from cnnlab import ops
+from cnnlab.errors import (
+    ChecksumError,
+    CnnlabError,
+    DataFormatError,
+    InvalidArgumentError,
+    ModelFileError,
+    NonFiniteError,
+    ShapeError,
+)
+from cnnlab.layers import (
+    Activation,
+    AveragePooling2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    MaxPooling2D,
+)
+from cnnlab.model import Callback, History, Sequential, TrainingInterrupted, seed_model
+from cnnlab.optimizers import SGD, Adadelta, Adam, RMSprop
+from cnnlab.serialization import load_model, save_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SGD",
+    "Activation",
+    "Adadelta",
+    "Adam",
+    "AveragePooling2D",
+    "Callback",
+    "ChecksumError",
+    "CnnlabError",
+    "Conv2D",
+    "DataFormatError",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "History",
+    "InvalidArgumentError",
+    "Layer",
+    "MaxPooling2D",
+    "ModelFileError",
+    "NonFiniteError",
+    "RMSprop",
+    "Sequential",
+    "ShapeError",
+    "TrainingInterrupted",
+    "load_model",
+    "ops",
+    "save_model",
+    "seed_model",
+    "__version__",
+]

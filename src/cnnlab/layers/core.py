@@ -1,0 +1,153 @@
+"""Dense, Dropout, Flatten and Activation layers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import InvalidArgumentError, ShapeError
+from cnnlab.initializers import get_initializer
+from cnnlab.layers.base import Layer, check_positive_int
+from cnnlab.ops.activations import get_activation
+
+
+class Dense(Layer):
+    """Fully connected: ``y = activation(x @ W + b)`` for inputs ``(N, in)``.
+
+    Weights ``kernel (in, units)`` and ``bias (units,)``. Backward:
+    ``dW = x^T dz``, ``db = sum_n dz``, ``dx = dz W^T``.
+    """
+
+    weight_names = ("kernel", "bias")
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | None = None,
+        use_bias: bool = True,
+        kernel_initializer: str = "glorot_uniform",
+        bias_initializer: str = "zeros",
+        name: str | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__(name, dtype)
+        self.units = check_positive_int(units, "units", "Dense")
+        self.activation, self._act, self._act_backward = get_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        get_initializer(kernel_initializer)
+        get_initializer(bias_initializer)
+        self.weight_names = ("kernel", "bias") if self.use_bias else ("kernel",)
+        self._cache: tuple[Any, Any] | None = None
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 1:
+            raise ShapeError(
+                f"Dense expects flat inputs (features,), got {input_shape}; "
+                "put a Flatten layer before it"
+            )
+        return (self.units,)
+
+    def create_weights(self, input_shape: tuple[int, ...], rng: np.random.Generator) -> list:
+        weights = [
+            get_initializer(self.kernel_initializer)((input_shape[0], self.units), rng, self.dtype)
+        ]
+        if self.use_bias:
+            weights.append(get_initializer(self.bias_initializer)((self.units,), rng, self.dtype))
+        return weights
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "units": self.units,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": self.kernel_initializer,
+            "bias_initializer": self.bias_initializer,
+        }
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        z = x @ self.weights[0]
+        if self.use_bias:
+            z += self.weights[1]
+        y = self._act(z, out=z) if self.activation != "softmax" else self._act(z)
+        self._cache = (x, y) if training else None
+        return y
+
+    def backward(self, grad_out: Any) -> Any:
+        if self._cache is None:
+            raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first")
+        x, y = self._cache
+        g = self._act_backward(grad_out, y)
+        self.grads[0] = x.T @ g
+        if self.use_bias:
+            self.grads[1] = g.sum(axis=0)
+        self._cache = None
+        return g @ self.weights[0].T if self.need_input_grad else None
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each value with probability ``rate``
+    and scale the survivors by ``1 / (1 - rate)``; at inference, the identity."""
+
+    def __init__(self, rate: float, seed: int | None = None, name: str | None = None,
+                 dtype: str = "float32") -> None:
+        super().__init__(name, dtype)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise InvalidArgumentError(f"Dropout: rate must be in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self._mask: Any = None
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "rate": self.rate}
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        if not training or self.rate == 0:
+            self._mask = None
+            return x
+        assert self.rng is not None, "Dropout needs build() (it takes the model's generator)"
+        keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
+        self._mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate))
+        return x * self._mask
+
+    def backward(self, grad_out: Any) -> Any:
+        return grad_out if self._mask is None else grad_out * self._mask
+
+
+class Flatten(Layer):
+    """Reshape ``(N, H, W, C)`` to ``(N, H * W * C)`` (row-major, channels last, as Keras)."""
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (math.prod(input_shape),)
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad_out: Any) -> Any:
+        return grad_out.reshape(self._shape)
+
+
+class Activation(Layer):
+    """Apply an activation on its own (the slides' final ``softmax``)."""
+
+    def __init__(self, activation: str, name: str | None = None, dtype: str = "float32") -> None:
+        super().__init__(name, dtype)
+        self.activation, self._act, self._act_backward = get_activation(activation)
+        self._y: Any = None
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "activation": self.activation}
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        y = self._act(x)
+        self._y = y if training else None
+        return y
+
+    def backward(self, grad_out: Any) -> Any:
+        return self._act_backward(grad_out, self._y)
+
+

@@ -1,0 +1,90 @@
+"""Max and average pooling layers (Keras names and arguments)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnnlab.errors import InvalidArgumentError, ShapeError
+from cnnlab.layers.base import Layer
+from cnnlab.ops import pooling as pool_ops
+from cnnlab.ops.padding import output_hw, pair, resolve_padding
+
+
+class _Pooling2D(Layer):
+    def __init__(
+        self,
+        pool_size: int | tuple[int, int] = 2,
+        strides: int | tuple[int, int] | None = None,
+        padding: str = "valid",
+        name: str | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        super().__init__(name, dtype)
+        self.pool_size = pair(pool_size, f"{self.kind}: pool_size")
+        self.strides = self.pool_size if strides is None else pair(strides, f"{self.kind}: strides")
+        if min(self.pool_size) <= 0:
+            raise InvalidArgumentError(f"{self.kind}: pool_size must be positive, got {pool_size}")
+        if min(self.strides) <= 0:
+            raise InvalidArgumentError(f"{self.kind}: strides must be positive, got {strides}")
+        if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+            raise InvalidArgumentError(
+                f"{self.kind}: unknown padding {padding!r}: expected 'valid' or 'same'"
+            )
+        self.padding = padding.lower()
+        self._cache: tuple[Any, ...] | None = None
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(input_shape) != 3:
+            raise ShapeError(f"{self.kind} expects inputs of shape (H, W, C), got {input_shape}")
+        self.pads = resolve_padding(self.padding, self.pool_size, self.strides, input_shape[:2])
+        ho, wo = output_hw(input_shape[:2], self.pool_size, self.strides, self.pads,
+                           "pooling window")
+        return (ho, wo, input_shape[2])
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "pool_size": list(self.pool_size),
+            "strides": list(self.strides),
+            "padding": self.padding,
+        }
+
+
+class MaxPooling2D(_Pooling2D):
+    """Keep the largest value of each ``pool_size`` window (stride defaults to the pool).
+
+    The gradient flows to one arg-max per window; on ties, the first in
+    row-major order within the window (top-left first).
+    """
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        out, arg = pool_ops.max_pool2d_forward(x, self.pool_size, self.strides, self.pads)
+        self._cache = (arg, x.shape) if training else None
+        return out
+
+    def backward(self, grad_out: Any) -> Any:
+        if self._cache is None:
+            raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first")
+        arg, shape = self._cache
+        self._cache = None
+        return pool_ops.max_pool2d_backward(
+            grad_out, arg, shape, self.pool_size, self.strides, self.pads
+        )
+
+
+class AveragePooling2D(_Pooling2D):
+    """Mean of each window; padded cells (``padding="same"``) are not counted."""
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        out, counts = pool_ops.avg_pool2d_forward(x, self.pool_size, self.strides, self.pads)
+        self._cache = (counts, x.shape) if training else None
+        return out.astype(x.dtype, copy=False)
+
+    def backward(self, grad_out: Any) -> Any:
+        if self._cache is None:
+            raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first")
+        counts, shape = self._cache
+        self._cache = None
+        return pool_ops.avg_pool2d_backward(
+            grad_out, counts, shape, self.pool_size, self.strides, self.pads
+        ).astype(grad_out.dtype, copy=False)

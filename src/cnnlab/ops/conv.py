@@ -1,0 +1,202 @@
+"""2-D convolution (cross-correlation, as every deep-learning library computes it).
+
+Arrays are channels-last: inputs ``(N, H, W, C_in)``, filters
+``(kh, kw, C_in, C_out)``, outputs ``(N, H_out, W_out, C_out)``.
+
+Forward, for output pixel ``(i, j)`` and filter ``co``::
+
+    O[n, i, j, co] = b[co] + sum_{a, b, ci} Xp[n, i*s + a, j*s + b, ci] * F[a, b, ci, co]
+
+where ``Xp`` is the padded input and ``s`` the stride.
+
+Backward, exactly as the slides derive it (stride 1; strides are handled by
+dilating ``dL/dO`` with ``s - 1`` zeros between its pixels):
+
+* ``dL/dF = correlate(X, dL/dO)``: slide the output gradient over the input.
+* ``dL/dX = full_convolution(rot180(F), dL/dO)``: pad the output gradient by
+  ``k - 1`` on every side and correlate it with the filter turned by 180
+  degrees (and its in/out channels swapped).
+
+Two implementations live here:
+
+* the **reference** functions (``*_reference``) are that literal form, written
+  as ``kh * kw`` shifted slices and matrix products, and
+* the **fast** functions (``conv2d_forward``, ``conv2d_backward``) used for
+  training: im2col (one contiguous copy of a strided window view) and one GEMM
+  per pass, with the input gradient gathered back by ``kh * kw`` slice-adds.
+
+The tests check the fast path against the reference, the reference against
+finite differences, and both against PyTorch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnnlab.backend import array_module, sliding_window_view
+from cnnlab.ops.padding import Pads, dilate2d, output_hw, pad2d, unpad2d
+
+
+def correlate2d(x: Any, k: Any, strides: tuple[int, int] = (1, 1)) -> Any:
+    """Valid cross-correlation of ``x`` (N, H, W, Ci) with ``k`` (kh, kw, Ci, Co).
+
+    ``O[n, i, j, co] = sum_{a, b, ci} x[n, i*s + a, j*s + b, ci] * k[a, b, ci, co]``,
+    computed as one matrix product per filter tap (a, b): the literal sum.
+    """
+    xp = array_module(x, k)
+    n, h, w, _ = x.shape
+    kh, kw, _, co = k.shape
+    sh, sw = strides
+    ho, wo = (h - kh) // sh + 1, (w - kw) // sw + 1
+    out = xp.zeros((n, ho, wo, co), dtype=xp.result_type(x.dtype, k.dtype))
+    for a in range(kh):
+        for b in range(kw):
+            patch = x[:, a : a + sh * (ho - 1) + 1 : sh, b : b + sw * (wo - 1) + 1 : sw, :]
+            out += patch @ k[a, b]
+    return out
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+def conv2d_forward_reference(
+    x: Any, kernel: Any, bias: Any | None, strides: tuple[int, int], pads: Pads
+) -> Any:
+    """Convolution forward: pad, correlate, add the bias."""
+    out = correlate2d(pad2d(x, pads), kernel, strides)
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def conv2d_backward_filter_reference(
+    x: Any, grad_out: Any, kernel_hw: tuple[int, int], strides: tuple[int, int], pads: Pads
+) -> Any:
+    """``dL/dF = correlate(X, dL/dO)`` (the slides' first backward formula).
+
+    The input plays the image and the (dilated) output gradient plays the
+    filter; the batch axis is the sum that a filter's channel axis would be.
+    Returns ``(kh, kw, C_in, C_out)``.
+    """
+    xp_ = pad2d(x, pads)  # (N, Hp, Wp, Ci)
+    g = dilate2d(grad_out, strides)  # (N, Hd, Wd, Co)
+    # correlate "images" = input channels, "channels" = batch, "filter" = dL/dO
+    images = xp_.transpose(3, 1, 2, 0)  # (Ci, Hp, Wp, N)
+    filt = g.transpose(1, 2, 0, 3)  # (Hd, Wd, N, Co)
+    full = correlate2d(images, filt)  # (Ci, Hp - Hd + 1, Wp - Wd + 1, Co)
+    kh, kw = kernel_hw
+    # rows past kh exist only when the stride leaves input pixels unused
+    return full[:, :kh, :kw, :].transpose(1, 2, 0, 3)
+
+
+def conv2d_backward_input_reference(
+    grad_out: Any,
+    kernel: Any,
+    input_hw: tuple[int, int],
+    strides: tuple[int, int],
+    pads: Pads,
+) -> Any:
+    """``dL/dX = full_convolution(rot180(F), dL/dO)`` (the slides' second formula).
+
+    Full padding (``k - 1`` zeros on each side) of the dilated output gradient,
+    correlated with the filter rotated by 180 degrees and its channel axes
+    swapped. Returns ``(N, H, W, C_in)``.
+    """
+    xp = array_module(grad_out, kernel)
+    kh, kw = kernel.shape[:2]
+    g = dilate2d(grad_out, strides)
+    g_full = pad2d(g, ((kh - 1, kh - 1), (kw - 1, kw - 1)))
+    rotated = kernel[::-1, ::-1, :, :].transpose(0, 1, 3, 2)  # (kh, kw, Co, Ci)
+    dxp = correlate2d(g_full, rotated)  # (N, (Ho-1)s + kh, (Wo-1)s + kw, Ci)
+    (t, b), (left, r) = pads
+    hp, wp = input_hw[0] + t + b, input_hw[1] + left + r
+    if dxp.shape[1] < hp or dxp.shape[2] < wp:  # pixels the stride never reached
+        dxp = xp.pad(dxp, ((0, 0), (0, hp - dxp.shape[1]), (0, wp - dxp.shape[2]), (0, 0)))
+    return unpad2d(dxp, pads, input_hw)
+
+
+# ----------------------------------------------------------------------------- fast path
+
+
+def im2col(x_padded: Any, kernel_hw: tuple[int, int], strides: tuple[int, int]) -> Any:
+    """All receptive fields as rows: ``(N * Ho * Wo, kh * kw * C)``, one contiguous copy.
+
+    Row ``(n, i, j)`` holds ``Xp[n, i*s:i*s+kh, j*s:j*s+kw, :]`` in (a, b, c) order,
+    matching ``kernel.reshape(kh * kw * C, C_out)``.
+    """
+    xp = array_module(x_padded)
+    kh, kw = kernel_hw
+    sh, sw = strides
+    n, _, _, c = x_padded.shape
+    win = sliding_window_view(x_padded, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
+    ho, wo = win.shape[1], win.shape[2]
+    cols = xp.empty((n, ho, wo, kh, kw, c), dtype=x_padded.dtype)
+    cols[...] = win.transpose(0, 1, 2, 4, 5, 3)
+    return cols.reshape(n * ho * wo, kh * kw * c)
+
+
+def col2im(
+    dcols: Any,
+    padded_shape: tuple[int, int, int, int],
+    kernel_hw: tuple[int, int],
+    strides: tuple[int, int],
+    out_hw: tuple[int, int],
+) -> Any:
+    """Adjoint of :func:`im2col`: scatter-add rows back with ``kh * kw`` slice-adds."""
+    xp = array_module(dcols)
+    n, hp, wp, c = padded_shape
+    kh, kw = kernel_hw
+    sh, sw = strides
+    ho, wo = out_hw
+    d = dcols.reshape(n, ho, wo, kh, kw, c)
+    dx = xp.zeros(padded_shape, dtype=dcols.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            dx[:, a : a + sh * (ho - 1) + 1 : sh, b : b + sw * (wo - 1) + 1 : sw, :] += d[
+                :, :, :, a, b, :
+            ]
+    return dx
+
+
+def conv2d_forward(
+    x: Any, kernel: Any, bias: Any | None, strides: tuple[int, int], pads: Pads
+) -> tuple[Any, Any]:
+    """Fast forward. Returns ``(output, cols)``; keep ``cols`` for the backward pass."""
+    kh, kw, ci, co = kernel.shape
+    xpad = pad2d(x, pads)
+    ho, wo = output_hw(x.shape[1:3], (kh, kw), strides, pads, "kernel")
+    cols = im2col(xpad, (kh, kw), strides)
+    out = cols @ kernel.reshape(kh * kw * ci, co)
+    if bias is not None:
+        out += bias
+    return out.reshape(x.shape[0], ho, wo, co), cols
+
+
+def conv2d_backward(
+    grad_out: Any,
+    cols: Any,
+    kernel: Any,
+    input_shape: tuple[int, ...],
+    strides: tuple[int, int],
+    pads: Pads,
+    need_input_grad: bool = True,
+) -> tuple[Any | None, Any, Any]:
+    """Fast backward from the forward's ``cols``: ``(dX or None, dF, db)``.
+
+    ``dF = cols^T @ dO`` is the correlation of the input with the output
+    gradient; ``dX`` scatters ``dO @ F^T`` back over the receptive fields,
+    which is the full convolution with the rotated filter, summed tap by tap.
+    """
+    kh, kw, ci, co = kernel.shape
+    n, ho, wo, _ = grad_out.shape
+    g2 = grad_out.reshape(n * ho * wo, co)
+    dkernel = (cols.T @ g2).reshape(kh, kw, ci, co)
+    dbias = g2.sum(axis=0)
+    if not need_input_grad:
+        return None, dkernel, dbias
+    dcols = g2 @ kernel.reshape(kh * kw * ci, co).T
+    (t, b), (left, r) = pads
+    h, w = input_shape[1], input_shape[2]
+    padded_shape = (n, h + t + b, w + left + r, ci)
+    dxp = col2im(dcols, padded_shape, (kh, kw), strides, (ho, wo))
+    return unpad2d(dxp, pads, (h, w)), dkernel, dbias

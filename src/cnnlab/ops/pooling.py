@@ -1,0 +1,126 @@
+"""Max and average pooling over (N, H, W, C) arrays.
+
+Each output pixel summarises one window of the input (the slides' "receptive
+field"): its largest value (max) or its mean (average).
+
+* Padding follows the convolution rules (``"valid"``, ``"same"``, ...), but
+  padded cells never win a max (they hold ``-inf``) and never count in an
+  average (the divisor is the number of real pixels in the window), as in
+  TensorFlow/Keras.
+* Max pooling's gradient goes to exactly one input per window: the first
+  maximum in row-major window order (top-left first) when several pixels tie.
+  Overlapping windows (stride < pool size) add their gradients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnnlab.backend import array_module, sliding_window_view
+from cnnlab.ops.padding import Pads, output_hw, pad2d, unpad2d
+
+
+def _tiles(x: Any, pool: tuple[int, int], strides: tuple[int, int], pads: Pads) -> bool:
+    """True when windows tile the map exactly, so a reshape replaces the window view."""
+    (t, b), (left, r) = pads
+    return (
+        pool == strides
+        and t == b == left == r == 0
+        and x.shape[1] % pool[0] == 0
+        and x.shape[2] % pool[1] == 0
+    )
+
+
+def _windows(xpad: Any, pool: tuple[int, int], strides: tuple[int, int]) -> Any:
+    """(N, Ho, Wo, C, ph * pw) copy of every window, row-major within the window."""
+    ph, pw = pool
+    win = sliding_window_view(xpad, pool, axis=(1, 2))[:, :: strides[0], :: strides[1]]
+    n, ho, wo, c = win.shape[:4]
+    return win.reshape(n, ho, wo, c, ph * pw)
+
+
+def max_pool2d_forward(
+    x: Any, pool: tuple[int, int], strides: tuple[int, int], pads: Pads
+) -> tuple[Any, Any]:
+    """``O[n, i, j, c] = max over the window of Xp``; returns ``(O, argmax)``.
+
+    ``argmax`` holds, for each output, the flat index ``a * pw + b`` of the
+    winning pixel inside its window (first maximum on ties).
+    """
+    xp = array_module(x)
+    output_hw(x.shape[1:3], pool, strides, pads, "pooling window")
+    ph, pw = pool
+    if _tiles(x, pool, strides, pads):
+        n, h, w, c = x.shape
+        win = x.reshape(n, h // ph, ph, w // pw, pw, c).transpose(0, 1, 3, 5, 2, 4)
+        win = win.reshape(n, h // ph, w // pw, c, ph * pw)
+    else:
+        win = _windows(pad2d(x, pads, -xp.inf), pool, strides)
+    arg = win.argmax(axis=-1)
+    out = xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
+    return out, arg.astype(xp.int8 if ph * pw < 128 else xp.int32)
+
+
+def max_pool2d_backward(
+    grad_out: Any,
+    argmax: Any,
+    input_shape: tuple[int, ...],
+    pool: tuple[int, int],
+    strides: tuple[int, int],
+    pads: Pads,
+) -> Any:
+    """Route each output gradient to its window's arg-max input."""
+    xp = array_module(grad_out)
+    n, h, w, c = input_shape
+    ph, pw = pool
+    sh, sw = strides
+    ho, wo = grad_out.shape[1:3]
+    if pool == strides and pads == ((0, 0), (0, 0)) and h % ph == 0 and w % pw == 0:
+        onehot = argmax[..., None] == xp.arange(ph * pw, dtype=argmax.dtype)
+        d = onehot * grad_out[..., None]  # (N, Ho, Wo, C, ph*pw)
+        d = d.reshape(n, ho, wo, c, ph, pw).transpose(0, 1, 4, 2, 5, 3)
+        return d.reshape(n, h, w, c)
+    (t, b), (left, r) = pads
+    dxp = xp.zeros((n, h + t + b, w + left + r, c), dtype=grad_out.dtype)
+    for a in range(ph):
+        for bb in range(pw):
+            hit = argmax == a * pw + bb
+            dxp[:, a : a + sh * (ho - 1) + 1 : sh, bb : bb + sw * (wo - 1) + 1 : sw, :] += (
+                grad_out * hit
+            )
+    return unpad2d(dxp, pads, (h, w))
+
+
+def avg_pool2d_forward(
+    x: Any, pool: tuple[int, int], strides: tuple[int, int], pads: Pads
+) -> tuple[Any, Any]:
+    """``O = sum over the window / number of real (unpadded) pixels``; returns ``(O, counts)``."""
+    xp = array_module(x)
+    output_hw(x.shape[1:3], pool, strides, pads, "pooling window")
+    ones = xp.ones((1,) + tuple(x.shape[1:3]) + (1,), dtype=x.dtype)
+    counts = _windows(pad2d(ones, pads), pool, strides).sum(axis=-1)  # (1, Ho, Wo, 1)
+    sums = _windows(pad2d(x, pads), pool, strides).sum(axis=-1)
+    return sums / counts, counts
+
+
+def avg_pool2d_backward(
+    grad_out: Any,
+    counts: Any,
+    input_shape: tuple[int, ...],
+    pool: tuple[int, int],
+    strides: tuple[int, int],
+    pads: Pads,
+) -> Any:
+    """Spread each output gradient evenly over the real pixels of its window."""
+    xp = array_module(grad_out)
+    n, h, w, c = input_shape
+    ph, pw = pool
+    sh, sw = strides
+    ho, wo = grad_out.shape[1:3]
+    share = grad_out / counts
+    (t, b), (left, r) = pads
+    dxp = xp.zeros((n, h + t + b, w + left + r, c), dtype=grad_out.dtype)
+    for a in range(ph):
+        for bb in range(pw):
+            dxp[:, a : a + sh * (ho - 1) + 1 : sh, bb : bb + sw * (wo - 1) + 1 : sw, :] += share
+    return unpad2d(dxp, pads, (h, w))

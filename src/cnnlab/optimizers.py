@@ -1,0 +1,216 @@
+"""Optimizers with Keras's names, defaults and update rules.
+
+Each updates the parameters in place from their gradients. Its state (moments,
+step count) can be read and restored, so training can stop and resume bit for
+bit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import InvalidArgumentError
+
+
+def _check_rate(value: float, name: str, cls: str, allow_zero: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        raise InvalidArgumentError(f"{cls}: {name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Base class: ``step(params, grads)`` updates ``params`` in place."""
+
+    slot_names: tuple[str, ...] = ()
+
+    def __init__(self, learning_rate: float) -> None:
+        self.learning_rate = _check_rate(learning_rate, "learning_rate", type(self).__name__)
+        self.iterations = 0
+        self.slots: dict[str, list[Any]] = {}
+
+    def _ensure_slots(self, params: list[Any]) -> None:
+        if not self.slots or len(self.slots[self.slot_names[0]]) != len(params):
+            self.slots = {s: [np.zeros_like(p) for p in params] for s in self.slot_names}
+
+    def step(self, params: list[Any], grads: list[Any]) -> None:
+        if self.slot_names:
+            self._ensure_slots(params)
+        self.iterations += 1
+        for i, (p, g) in enumerate(zip(params, grads, strict=True)):
+            self.update(i, p, g)
+
+    def update(self, i: int, p: Any, g: Any) -> None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": type(self).__name__, "learning_rate": self.learning_rate}
+
+    def get_state(self) -> dict[str, Any]:
+        """Arrays keyed ``slot/index``, plus ``iterations``: what a checkpoint stores."""
+        state: dict[str, Any] = {"iterations": np.array(self.iterations, dtype=np.int64)}
+        for s, arrays in self.slots.items():
+            for i, a in enumerate(arrays):
+                state[f"{s}/{i}"] = a
+        return state
+
+    def set_state(self, state: dict[str, Any], params: list[Any]) -> None:
+        self.iterations = int(state["iterations"])
+        if self.slot_names:
+            self.slots = {
+                s: [np.array(state[f"{s}/{i}"], dtype=p.dtype) for i, p in enumerate(params)]
+                for s in self.slot_names
+            }
+
+
+class SGD(Optimizer):
+    """``v = momentum * v - lr * g``; ``p += v`` (Nesterov: ``p += momentum * v - lr * g``)."""
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0,
+                 nesterov: bool = False) -> None:
+        super().__init__(learning_rate)
+        if not 0 <= momentum < 1:
+            raise InvalidArgumentError(f"SGD: momentum must be in [0, 1), got {momentum!r}")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+        self.slot_names = ("velocity",) if self.momentum else ()
+
+    def update(self, i: int, p: Any, g: Any) -> None:
+        lr = p.dtype.type(self.learning_rate)
+        if not self.momentum:
+            p -= lr * g
+            return
+        v = self.slots["velocity"][i]
+        m = p.dtype.type(self.momentum)
+        v *= m
+        v -= lr * g
+        if self.nesterov:
+            p += m * v - lr * g
+        else:
+            p += v
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Kingma and Ba (2015), in Keras's form::
+
+        m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
+        p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+    """
+
+    slot_names = ("m", "v")
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7) -> None:
+        super().__init__(learning_rate)
+        for name, b in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0 <= b < 1:
+                raise InvalidArgumentError(f"Adam: {name} must be in [0, 1), got {b!r}")
+        self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
+        self.epsilon = _check_rate(epsilon, "epsilon", "Adam")
+
+    def step(self, params: list[Any], grads: list[Any]) -> None:
+        t = self.iterations + 1
+        self._lr_t = self.learning_rate * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
+        super().step(params, grads)
+
+    def update(self, i: int, p: Any, g: Any) -> None:
+        f = p.dtype.type
+        m, v = self.slots["m"][i], self.slots["v"][i]
+        m *= f(self.beta_1)
+        m += f(1 - self.beta_1) * g
+        v *= f(self.beta_2)
+        v += f(1 - self.beta_2) * (g * g)
+        denom = np.sqrt(v)
+        denom += f(self.epsilon)
+        p -= f(self._lr_t) * m / denom
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
+class RMSprop(Optimizer):
+    """``a = rho a + (1 - rho) g^2``; ``p -= lr g / (sqrt(a) + eps)`` (optional momentum)."""
+
+    slot_names = ("accumulator", "velocity")
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
+                 epsilon: float = 1e-7) -> None:
+        super().__init__(learning_rate)
+        if not 0 <= rho < 1:
+            raise InvalidArgumentError(f"RMSprop: rho must be in [0, 1), got {rho!r}")
+        self.rho, self.momentum = float(rho), float(momentum)
+        self.epsilon = _check_rate(epsilon, "epsilon", "RMSprop")
+
+    def update(self, i: int, p: Any, g: Any) -> None:
+        f = p.dtype.type
+        a = self.slots["accumulator"][i]
+        a *= f(self.rho)
+        a += f(1 - self.rho) * (g * g)
+        step = f(self.learning_rate) * g / (np.sqrt(a) + f(self.epsilon))
+        if self.momentum:
+            v = self.slots["velocity"][i]
+            v *= f(self.momentum)
+            v += step
+            p -= v
+        else:
+            p -= step
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon}
+
+
+class Adadelta(Optimizer):
+    """Zeiler (2012): ``a = rho a + (1-rho) g^2``; ``d = sqrt(u + eps) / sqrt(a + eps) * g``;
+    ``u = rho u + (1-rho) d^2``; ``p -= lr * d``."""
+
+    slot_names = ("accumulated_grad", "accumulated_delta")
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.95,
+                 epsilon: float = 1e-7) -> None:
+        super().__init__(learning_rate)
+        if not 0 <= rho < 1:
+            raise InvalidArgumentError(f"Adadelta: rho must be in [0, 1), got {rho!r}")
+        self.rho = float(rho)
+        self.epsilon = _check_rate(epsilon, "epsilon", "Adadelta")
+
+    def update(self, i: int, p: Any, g: Any) -> None:
+        f = p.dtype.type
+        a, u = self.slots["accumulated_grad"][i], self.slots["accumulated_delta"][i]
+        a *= f(self.rho)
+        a += f(1 - self.rho) * (g * g)
+        d = np.sqrt(u + f(self.epsilon)) / np.sqrt(a + f(self.epsilon)) * g
+        u *= f(self.rho)
+        u += f(1 - self.rho) * (d * d)
+        p -= f(self.learning_rate) * d
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adadelta": Adadelta,
+}
+
+
+def get_optimizer(spec: str | Optimizer | dict[str, Any], **kwargs: Any) -> Optimizer:
+    """An optimizer from a name (``"adam"``), a config dict, or an instance."""
+    if isinstance(spec, Optimizer):
+        return spec
+    if isinstance(spec, dict):
+        cfg = dict(spec)
+        name = cfg.pop("name", "")
+        return get_optimizer(name, **cfg, **kwargs)
+    key = str(spec).lower()
+    if key not in OPTIMIZERS:
+        raise InvalidArgumentError(
+            f"unknown optimizer {spec!r}: expected one of {', '.join(sorted(OPTIMIZERS))}"
+        )
+    return OPTIMIZERS[key](**kwargs)

@@ -1,0 +1,271 @@
+"""Turn an arbitrary picture of a digit into a 28x28 input prepared as MNIST's were.
+
+LeCun, Cortes and Burges describe MNIST's preparation: each NIST digit was
+"size normalized to fit in a 20x20 pixel box while preserving [its] aspect
+ratio", which anti-aliasing turned into grey levels, and then "centered in a
+28x28 image by computing the center of mass of the pixels, and translating the
+image so as to position this point at the center of the 28x28 field". MNIST
+digits are white (255) on black (0); their centre of mass, in pixel-index
+coordinates, averages (14.0, 14.0) with the spread of an integer shift.
+
+:func:`prepare_array` repeats those steps on any grayscale, RGB or RGBA array:
+
+1. **Grayscale.** Luminance ``0.299 R + 0.587 G + 0.114 B`` (as Pillow's ``L``).
+2. **Transparency.** If there is an alpha channel that is not fully opaque, the
+   picture is composited onto a background that contrasts with what is drawn:
+   white when the visible pixels are dark on average (black strokes on a
+   transparent canvas), black when they are light (white strokes on a
+   transparent canvas). Either way the strokes survive; fully transparent
+   pixels, whatever colour they hold, become background.
+3. **Polarity.** If the border of the picture is bright (median of the outermost
+   rows and columns above 0.5), the picture is dark-on-light and is inverted.
+   The border's median level is then subtracted, so a grey paper background
+   becomes 0, and the ink is scaled so its brightest pixel is 1.
+4. **No ink** (the brightest pixel after step 3 less than 0.1 above the
+   background) raises :class:`~cnnlab.errors.DataFormatError` ``"no digit found"``.
+5. **Crop** to the bounding box of the pixels above 0.1.
+6. **Fit** the crop into 20x20, preserving aspect ratio (the larger side becomes
+   20 pixels), with Pillow's Lanczos filter, which anti-aliases when shrinking.
+7. **Centre** it in 28x28 by an integer shift that puts its centre of mass at
+   (14, 14) (row, column in pixel indices), as MNIST's; anything shifted past
+   the frame is clipped.
+
+:func:`prepare_image` reads a file, bytes, a file object or a Pillow image,
+converts it to an array and calls the same code.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from cnnlab.errors import CnnlabError, DataFormatError, InvalidArgumentError
+
+__all__ = ["FIT_SIZE", "FRAME_SIZE", "ImageSource", "prepare_array", "prepare_image"]
+
+#: Side of the output image.
+FRAME_SIZE = 28
+#: Side of the box the digit is fitted into.
+FIT_SIZE = 20
+
+_BORDER_BRIGHT = 0.5  # border median above this: dark ink on light background
+_MIN_INK = 0.1  # weakest contrast that counts as a digit
+_BBOX_THRESHOLD = 0.05  # pixels above this (after normalising to peak 1) are ink
+_NOISE_SIGMAS = 3.0  # background noise removed, and again required for the bounding box
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+ImageSource = str | os.PathLike[str] | bytes | bytearray | memoryview | Image.Image | np.ndarray
+
+
+# ------------------------------------------------------------------------ to grayscale
+
+
+def _as_unit_float(arr: np.ndarray, name: str) -> np.ndarray:
+    """Map an array's values to float64 in [0, 1]."""
+    if arr.dtype == np.bool_:
+        return arr.astype(np.float64)
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float64) / 255.0
+    if np.issubdtype(arr.dtype, np.integer):
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi > 255:
+            raise InvalidArgumentError(
+                f"{name}: integer pixel values must lie in 0..255, got {lo}..{hi}"
+            )
+        return arr.astype(np.float64) / 255.0
+    if np.issubdtype(arr.dtype, np.floating):
+        out = arr.astype(np.float64)
+        if not np.isfinite(out).all():
+            raise InvalidArgumentError(f"{name}: pixel values contain NaN or infinity")
+        lo, hi = float(out.min()), float(out.max())
+        if lo < 0 or hi > 255:
+            raise InvalidArgumentError(
+                f"{name}: float pixel values must lie in [0, 1] (or [0, 255]), got {lo}..{hi}"
+            )
+        return out / 255.0 if hi > 1.0 else out
+    raise InvalidArgumentError(f"{name}: unsupported pixel dtype {arr.dtype}")
+
+
+def _to_gray(arr: np.ndarray, name: str) -> np.ndarray:
+    """(H, W) or (H, W, C) with C in 1..4 -> float64 (H, W) in [0, 1], alpha composited."""
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
+        raise InvalidArgumentError(
+            f"{name}: expected an image array (H, W) or (H, W, C) with C = 1, 2, 3 or 4, "
+            f"got shape {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InvalidArgumentError(f"{name}: empty image of shape {arr.shape}")
+    unit = _as_unit_float(arr, name)
+    channels = unit.shape[2]
+    color = unit[..., :3] if channels >= 3 else unit[..., :1]
+    gray = color @ _LUMA if channels >= 3 else color[..., 0]
+    if channels in (2, 4):
+        alpha = unit[..., -1]
+        if alpha.min() < 1.0:
+            weight = alpha.sum()
+            if weight == 0:  # fully transparent: nothing drawn
+                return np.zeros_like(gray)
+            drawn = float((alpha * gray).sum() / weight)
+            background = 1.0 if drawn < 0.5 else 0.0
+            gray = alpha * gray + (1.0 - alpha) * background
+    return gray
+
+
+# ------------------------------------------------------------------------------ core
+
+
+def _center_of_mass(img: np.ndarray) -> tuple[float, float]:
+    total = img.sum()
+    rows = np.arange(img.shape[0])
+    cols = np.arange(img.shape[1])
+    return float(img.sum(axis=1) @ rows / total), float(img.sum(axis=0) @ cols / total)
+
+
+def _prepare(arr: Any, name: str) -> np.ndarray:
+    gray = _to_gray(np.asarray(arr), name)
+
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    level = float(np.median(border))
+    if level > _BORDER_BRIGHT:
+        ink, level = 1.0 - gray, 1.0 - level
+    else:
+        ink = gray
+    # Noise of the background, robustly from the border: 1.4826 * MAD estimates sigma.
+    noise = 1.4826 * float(np.median(np.abs(border - np.median(border))))
+    ink = np.clip(ink - level - _NOISE_SIGMAS * noise, 0.0, None)
+    peak = float(ink.max())
+    if peak < _MIN_INK:
+        raise DataFormatError(f"{name}: no digit found (the image is blank)")
+    ink /= peak
+
+    mask = ink > max(_BBOX_THRESHOLD, _NOISE_SIGMAS * noise / peak)
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+    h, w = crop.shape
+    scale = FIT_SIZE / max(h, w)
+    new_w, new_h = max(1, round(w * scale)), max(1, round(h * scale))
+    fitted = Image.fromarray(crop.astype(np.float32)).resize(
+        (new_w, new_h), Image.Resampling.LANCZOS
+    )
+    digit = np.clip(np.asarray(fitted, dtype=np.float64), 0.0, 1.0)
+    if digit.sum() <= 0:
+        raise DataFormatError(f"{name}: no digit found (the ink vanished when scaled)")
+
+    cy, cx = _center_of_mass(digit)
+    center = FRAME_SIZE / 2
+    top, left = round(center - cy), round(center - cx)
+    out = np.zeros((FRAME_SIZE, FRAME_SIZE), dtype=np.float32)
+    r0, c0 = max(top, 0), max(left, 0)
+    r1, c1 = min(top + new_h, FRAME_SIZE), min(left + new_w, FRAME_SIZE)
+    out[r0:r1, c0:c1] = digit[r0 - top : r1 - top, c0 - left : c1 - left]
+    return out
+
+
+def prepare_array(arr: np.ndarray) -> np.ndarray:
+    """Prepare a canvas or image array as MNIST's digits were (see the module docstring).
+
+    Args:
+        arr: ``(H, W)`` grayscale, or ``(H, W, C)`` with C = 1 (gray), 2 (gray,
+            alpha), 3 (RGB) or 4 (RGBA). uint8 and other integers in 0..255,
+            bool, or floats in [0, 1] (floats whose maximum exceeds 1 are read
+            as 0..255). Dark-on-light and light-on-dark both work.
+
+    Returns:
+        float32 ``(28, 28)`` in [0, 1], white digit on black, its larger side
+        20 pixels, centre of mass at (14, 14).
+
+    Raises:
+        InvalidArgumentError: the shape, dtype or value range is not an image's.
+        DataFormatError: ``"no digit found"``: the image is blank.
+    """
+    return _prepare(arr, "array")
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    """A Pillow image -> uint8 (H, W) or (H, W, 4), or float (H, W) in [0, 1]."""
+    img = ImageOps.exif_transpose(img) or img
+    has_alpha = "A" in img.getbands() or (
+        img.mode in ("P", "L", "RGB") and "transparency" in img.info
+    )
+    if has_alpha:
+        return np.asarray(img.convert("RGBA"))
+    if img.mode.startswith("I"):
+        values = np.asarray(img, dtype=np.float64)
+        full = 65535.0 if img.mode.startswith("I;16") or values.max() > 255 else 255.0
+        return np.clip(values / full, 0.0, 1.0)
+    if img.mode == "F":
+        return np.asarray(img, dtype=np.float64)
+    return np.asarray(img.convert("L"))
+
+
+def _decode(fp: str | os.PathLike[str] | IO[bytes], name: str) -> np.ndarray:
+    try:
+        with Image.open(fp) as img:
+            img.load()
+            return _pil_to_array(img)
+    except CnnlabError:
+        raise
+    except OSError as exc:  # missing file, unidentified or truncated image
+        raise DataFormatError(f"{name}: cannot read the image: {exc}") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # decoders raise many types on corrupt data
+        raise DataFormatError(
+            f"{name}: cannot decode the image: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def prepare_image(source: ImageSource | IO[bytes]) -> np.ndarray:
+    """Read a digit from a PNG, JPEG (or any format Pillow reads) and prepare it like MNIST.
+
+    The picture can have any size, colour mode and polarity (black on white or
+    white on black); transparency and EXIF orientation are handled. See the
+    module docstring for the procedure; it is the code of :func:`prepare_array`.
+
+    Args:
+        source: a path, the encoded bytes, a binary file object, a Pillow image,
+            or an array (as :func:`prepare_array`).
+
+    Returns:
+        float32 ``(28, 28)`` in [0, 1], white digit on black.
+
+    Raises:
+        DataFormatError: the file is missing, unreadable or not an image (names
+            the file), or ``"no digit found"`` when the image is blank.
+        InvalidArgumentError: ``source`` is of an unsupported type, or an
+            array source is not an image (see :func:`prepare_array`).
+    """
+    if isinstance(source, np.ndarray):
+        return _prepare(source, "array")
+    if isinstance(source, Image.Image):
+        name = "image"
+        try:
+            arr = _pil_to_array(source)
+        except (OSError, ValueError) as exc:
+            raise DataFormatError(f"{name}: cannot convert the image: {exc}") from exc
+    elif isinstance(source, bytes | bytearray | memoryview):
+        name = "<bytes>"
+        arr = _decode(io.BytesIO(bytes(source)), name)
+    elif isinstance(source, str | os.PathLike):
+        name = os.fspath(source)
+        arr = _decode(source, name)
+    elif hasattr(source, "read"):
+        name = str(getattr(source, "name", "<stream>"))
+        arr = _decode(source, name)
+    else:
+        raise InvalidArgumentError(
+            f"prepare_image: expected a path, bytes, a file object, a PIL image or an array, "
+            f"got {type(source).__name__}"
+        )
+    return _prepare(arr, name)

@@ -1,0 +1,170 @@
+"""Model files: safetensors weights with the architecture as JSON metadata.
+
+One file holds everything: tensors named ``<layer>/<weight>`` (e.g.
+``conv2d/kernel``), and metadata keys ``cnnlab_format``, ``architecture`` (the
+model's :meth:`~cnnlab.Sequential.get_config`) and ``training_config``
+(optimizer, loss, batch size, epochs ...). Loading parses JSON and raw
+little-endian arrays only: no pickle, no code runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import CnnlabError, ModelFileError
+from cnnlab.fileio import atomic_write_bytes
+
+FORMAT_VERSION = "1"
+MAX_METADATA_BYTES = 10 * 1024 * 1024
+
+
+def tensors_of(model: Any, prefix: str = "") -> dict[str, np.ndarray]:
+    out = {}
+    for layer in model.layers:
+        for wname, w in zip(layer.weight_names, layer.weights, strict=True):
+            out[f"{prefix}{layer.name}/{wname}"] = np.ascontiguousarray(w)
+    return out
+
+
+def encode(tensors: dict[str, np.ndarray], metadata: dict[str, Any]) -> bytes:
+    from safetensors.numpy import save
+
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    return save(tensors, metadata=meta)
+
+
+def save_model(model: Any, path: str | Path, training_config: dict[str, Any] | None = None) -> Path:
+    """Save ``model`` to ``path`` (``.safetensors``) atomically."""
+    cfg = dict(training_config or {})
+    if model.compiled and model.optimizer is not None:
+        cfg.setdefault("optimizer", model.optimizer.get_config())
+        cfg.setdefault("loss", model.loss)
+    meta = {
+        "cnnlab_format": FORMAT_VERSION,
+        "architecture": model.get_config(),
+        "training_config": cfg,
+    }
+    return atomic_write_bytes(path, encode(tensors_of(model), meta))
+
+
+def read_file(path: str | Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """Metadata and tensors of a safetensors file, or :class:`ModelFileError`."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    size = path.stat().st_size
+    if size < 8:
+        raise ModelFileError(f"{path}: {size} bytes is too short to be a model file (truncated?)")
+    with open(path, "rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+    if header_len > min(size - 8, MAX_METADATA_BYTES):
+        raise ModelFileError(
+            f"{path}: header claims {header_len} bytes but the file holds {size} "
+            "(truncated, or not a safetensors file)"
+        )
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, TypeError) as e:
+        raise ModelFileError(f"{path}: not a readable safetensors file ({e})") from None
+    return meta, tensors
+
+
+def model_from_config(config: Any, source: str = "model file") -> Any:
+    """Rebuild an (untrained) Sequential from :meth:`get_config` data."""
+    from cnnlab.layers import LAYER_TYPES
+    from cnnlab.model import Sequential
+
+    try:
+        if not isinstance(config, dict) or config.get("class_name") != "Sequential":
+            raise ModelFileError(f"{source}: architecture is not a Sequential model")
+        layers = []
+        for spec in config["layers"]:
+            cls = LAYER_TYPES.get(spec["class_name"])
+            if cls is None:
+                raise ModelFileError(f"{source}: unknown layer type {spec['class_name']!r}")
+            kwargs = dict(spec["config"])
+            for key in ("kernel_size", "strides", "pool_size"):
+                if isinstance(kwargs.get(key), list):
+                    kwargs[key] = tuple(kwargs[key])
+            if isinstance(kwargs.get("padding"), list):
+                kwargs["padding"] = tuple(
+                    tuple(p) if isinstance(p, list) else p for p in kwargs["padding"]
+                )
+            layers.append(cls(**kwargs))
+        return Sequential(layers, input_shape=tuple(config["input_shape"]),
+                          name=str(config.get("name", "sequential")), seed=0)
+    except ModelFileError:
+        raise
+    except CnnlabError as e:
+        raise ModelFileError(f"{source}: invalid architecture: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ModelFileError(f"{source}: malformed architecture ({type(e).__name__}: {e})") from None
+
+
+def parse_json_meta(meta: dict[str, str], key: str, source: str) -> Any:
+    if key not in meta:
+        raise ModelFileError(f"{source}: metadata has no {key!r} entry (not a cnnlab file?)")
+    try:
+        return json.loads(meta[key])
+    except json.JSONDecodeError as e:
+        raise ModelFileError(f"{source}: metadata {key!r} is not valid JSON ({e})") from None
+
+
+def assign_tensors(model: Any, tensors: dict[str, np.ndarray], source: str,
+                   prefix: str = "") -> None:
+    """Copy tensors into the model, checking names, shapes and dtypes one by one."""
+    expected = {f"{prefix}{layer.name}/{wn}": (layer, i)
+                for layer in model.layers for i, wn in enumerate(layer.weight_names)}
+    present = {k for k in tensors if k.startswith(prefix)} if prefix else set(tensors)
+    missing = sorted(set(expected) - present)
+    extra = sorted(present - set(expected))
+    if missing:
+        raise ModelFileError(f"{source}: missing tensors {missing}")
+    if extra:
+        raise ModelFileError(f"{source}: unexpected tensors {extra} (another architecture?)")
+    for key, (layer, i) in expected.items():
+        t = tensors[key]
+        want = layer.weights[i]
+        if t.shape != want.shape:
+            raise ModelFileError(
+                f"{source}: tensor {key} has shape {t.shape}, the architecture needs {want.shape}"
+            )
+        if t.dtype.kind != "f":
+            raise ModelFileError(f"{source}: tensor {key} has dtype {t.dtype}, expected floats")
+        if not np.isfinite(t).all():
+            raise ModelFileError(f"{source}: tensor {key} holds NaN or infinity")
+        want[...] = t
+
+
+def load_model(path: str | Path, compile: bool = True) -> Any:
+    """Load a model saved by :meth:`Sequential.save`; it predicts exactly as before saving."""
+    from cnnlab.errors import InvalidArgumentError
+
+    source = str(path)
+    meta, tensors = read_file(path)
+    fmt = meta.get("cnnlab_format")
+    if fmt != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{source}: not a cnnlab model file (format {fmt!r}, expected {FORMAT_VERSION!r})"
+        )
+    model = model_from_config(parse_json_meta(meta, "architecture", source), source)
+    assign_tensors(model, tensors, source)
+    training = parse_json_meta(meta, "training_config", source) if "training_config" in meta else {}
+    model.training_config = training if isinstance(training, dict) else {}
+    if compile and isinstance(training, dict) and "optimizer" in training:
+        try:
+            model.compile(optimizer=training["optimizer"], loss=training.get(
+                "loss", "categorical_crossentropy"))
+        except (InvalidArgumentError, TypeError):
+            model.compile()
+    elif compile:
+        model.compile()
+    return model
