@@ -340,7 +340,7 @@ class Sequential:
         out = self._forward(x, training=True, logits=logits)
         loss, grad = self._loss_and_grad(out, y)
         if not math.isfinite(loss):
-            raise NonFiniteError(f"step {step}: the loss is {loss} (last layer {self.layers[-1].name})")
+            raise NonFiniteError(f"step {step}: the loss is {loss}; {self._locate_nonfinite(x)}")
         labels = y if y.ndim == 1 else y.argmax(axis=1)
         correct = int((out.argmax(axis=1) == labels).sum())
         layers = self.layers[:-1] if logits else self.layers
@@ -358,6 +358,17 @@ class Sequential:
                 grads.append(g)
         self.optimizer.step(params, grads)
         return loss, correct
+
+    def _locate_nonfinite(self, x: np.ndarray) -> str:
+        """Name the first layer whose weights or output hold NaN or infinity."""
+        for layer in self.layers:
+            for wname, w in zip(layer.weight_names, layer.weights, strict=True):
+                if not np.isfinite(w).all():
+                    return f"layer '{layer.name}' ({layer.kind}) has a non-finite {wname}"
+            x = layer.forward(x, training=False)
+            if not np.isfinite(x).all():
+                return f"the output of layer '{layer.name}' ({layer.kind}) is the first non-finite one"
+        return "every layer's output is finite (the loss itself overflowed)"
 
     def predict(self, x: Any, batch_size: int = 1000) -> np.ndarray:
         """Class probabilities (the last layer's outputs), batch by batch."""

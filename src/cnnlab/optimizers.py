@@ -58,7 +58,7 @@ class Optimizer:
         return state
 
     def set_state(self, state: dict[str, Any], params: list[Any]) -> None:
-        self.iterations = int(state["iterations"])
+        self.iterations = int(np.asarray(state["iterations"]).reshape(-1)[0])
         if self.slot_names:
             self.slots = {
                 s: [np.array(state[f"{s}/{i}"], dtype=p.dtype) for i, p in enumerate(params)]
