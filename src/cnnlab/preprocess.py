@@ -11,19 +11,25 @@ coordinates, averages (14.0, 14.0) with the spread of an integer shift.
 :func:`prepare_array` repeats those steps on any grayscale, RGB or RGBA array:
 
 1. **Grayscale.** Luminance ``0.299 R + 0.587 G + 0.114 B`` (as Pillow's ``L``).
-2. **Transparency.** If there is an alpha channel that is not fully opaque, the
-   picture is composited onto a background that contrasts with what is drawn:
-   white when the visible pixels are dark on average (black strokes on a
-   transparent canvas), black when they are light (white strokes on a
-   transparent canvas). Either way the strokes survive; fully transparent
-   pixels, whatever colour they hold, become background.
+2. **Transparency.** A picture with an alpha channel that is not fully opaque
+   is composited onto white and onto black, and steps 3-4 run on both; the
+   composite whose ink is *sparser* (smaller total after step 3) wins, ties
+   going to white. Digits are thin strokes, and compositing onto the wrong
+   background turns the background into a large blob of "ink", or leaves no
+   ink at all. So black strokes on a transparent canvas are put on white, white
+   strokes on black, and a picture whose white paper was made transparent (or
+   that has a transparent margin) goes back onto white. Fully transparent
+   pixels become background whatever colour they hold.
 3. **Polarity.** If the border of the picture is bright (median of the outermost
    rows and columns above 0.5), the picture is dark-on-light and is inverted.
-   The border's median level is then subtracted, so a grey paper background
-   becomes 0, and the ink is scaled so its brightest pixel is 1.
+   The border's median level is subtracted, so a grey paper background becomes
+   0, and so is three times the border's noise (1.4826 x its median absolute
+   deviation, a robust sigma), so JPEG artefacts and paper grain vanish; then
+   the ink is scaled so its brightest pixel is 1.
 4. **No ink** (the brightest pixel after step 3 less than 0.1 above the
    background) raises :class:`~cnnlab.errors.DataFormatError` ``"no digit found"``.
-5. **Crop** to the bounding box of the pixels above 0.1.
+5. **Crop** to the bounding box of the pixels above 0.05 (and above three
+   noise sigmas, for noisy pictures).
 6. **Fit** the crop into 20x20, preserving aspect ratio (the larger side becomes
    20 pixels), with Pillow's Lanczos filter, which anti-aliases when shrinking.
 7. **Centre** it in 28x28 by an integer shift that puts its centre of mass at
@@ -90,8 +96,12 @@ def _as_unit_float(arr: np.ndarray, name: str) -> np.ndarray:
     raise InvalidArgumentError(f"{name}: unsupported pixel dtype {arr.dtype}")
 
 
-def _to_gray(arr: np.ndarray, name: str) -> np.ndarray:
-    """(H, W) or (H, W, C) with C in 1..4 -> float64 (H, W) in [0, 1], alpha composited."""
+def _to_gray(arr: np.ndarray, name: str) -> list[np.ndarray]:
+    """(H, W) or (H, W, C) with C in 1..4 -> float64 (H, W) grayscale in [0, 1].
+
+    Returns one picture, or, when some pixels are transparent, two: the picture
+    composited onto white and onto black.
+    """
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
@@ -103,18 +113,13 @@ def _to_gray(arr: np.ndarray, name: str) -> np.ndarray:
         raise InvalidArgumentError(f"{name}: empty image of shape {arr.shape}")
     unit = _as_unit_float(arr, name)
     channels = unit.shape[2]
-    color = unit[..., :3] if channels >= 3 else unit[..., :1]
-    gray = color @ _LUMA if channels >= 3 else color[..., 0]
+    gray = unit[..., :3] @ _LUMA if channels >= 3 else unit[..., 0]
     if channels in (2, 4):
         alpha = unit[..., -1]
         if alpha.min() < 1.0:
-            weight = alpha.sum()
-            if weight == 0:  # fully transparent: nothing drawn
-                return np.zeros_like(gray)
-            drawn = float((alpha * gray).sum() / weight)
-            background = 1.0 if drawn < 0.5 else 0.0
-            gray = alpha * gray + (1.0 - alpha) * background
-    return gray
+            visible = alpha * gray
+            return [visible + (1.0 - alpha), visible]  # on white, on black
+    return [gray]
 
 
 # ------------------------------------------------------------------------------ core
@@ -127,9 +132,9 @@ def _center_of_mass(img: np.ndarray) -> tuple[float, float]:
     return float(img.sum(axis=1) @ rows / total), float(img.sum(axis=0) @ cols / total)
 
 
-def _prepare(arr: Any, name: str) -> np.ndarray:
-    gray = _to_gray(np.asarray(arr), name)
-
+def _ink(gray: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Polarity, background and noise removal: ink in [0, 1] (peak 1) and the bounding-box
+    threshold; ``None`` if there is no ink."""
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     level = float(np.median(border))
     if level > _BORDER_BRIGHT:
@@ -141,10 +146,18 @@ def _prepare(arr: Any, name: str) -> np.ndarray:
     ink = np.clip(ink - level - _NOISE_SIGMAS * noise, 0.0, None)
     peak = float(ink.max())
     if peak < _MIN_INK:
-        raise DataFormatError(f"{name}: no digit found (the image is blank)")
+        return None
     ink /= peak
+    return ink, max(_BBOX_THRESHOLD, _NOISE_SIGMAS * noise / peak)
 
-    mask = ink > max(_BBOX_THRESHOLD, _NOISE_SIGMAS * noise / peak)
+
+def _prepare(arr: Any, name: str) -> np.ndarray:
+    found = [ink for ink in map(_ink, _to_gray(np.asarray(arr), name)) if ink is not None]
+    if not found:
+        raise DataFormatError(f"{name}: no digit found (the image is blank)")
+    ink, threshold = min(found, key=lambda candidate: float(candidate[0].sum()))
+
+    mask = ink > threshold
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]

@@ -34,7 +34,7 @@ import numpy as np
 
 from cnnlab.errors import DataFormatError, InvalidArgumentError
 
-__all__ = ["IDX_DTYPES", "MAX_NDIM", "read_idx", "write_idx"]
+__all__ = ["IDX_DTYPES", "MAX_NDIM", "atomic_writer", "read_idx", "write_idx"]
 
 #: IDX type code -> NumPy dtype of the stored (big-endian) values.
 IDX_DTYPES: dict[int, np.dtype] = {
