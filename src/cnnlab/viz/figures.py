@@ -1,0 +1,1002 @@
+"""The slides' figures, and the documentation's pictures, drawn from the library itself.
+
+Every ``*_figure`` function writes one PNG (atomically) and returns its
+:class:`~pathlib.Path`. The numbers a figure draws come from a matching
+``*_data`` function (or :func:`confusion_matrix`), which tests and callers can
+use to check a picture against the model.
+
+Drawing uses :class:`matplotlib.figure.Figure` with the Agg canvas directly,
+never ``pyplot``: nothing global (backend, rcParams, current figure) is touched,
+so the functions are safe to call from a web server's threads.
+
+Sizes are fixed by ``figsize`` and :data:`DPI` (no tight bounding box), so a
+figure's pixel size depends only on its arguments; each docstring gives it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PatchCollection
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
+
+from cnnlab.errors import DataFormatError, InvalidArgumentError, ShapeError
+from cnnlab.fileio import atomic_write_bytes
+from cnnlab.layers import AveragePooling2D, Conv2D, MaxPooling2D
+from cnnlab.model import as_labels
+from cnnlab.ops.conv import conv2d_forward_reference
+from cnnlab.ops.padding import PADDING_MODES, output_hw, pad2d, resolve_padding
+from cnnlab.ops.pooling import avg_pool2d_forward, max_pool2d_forward
+from cnnlab.viz.names import DEFAULT_LAYERS, FIGURE_NAMES, FIGURES
+
+DPI = 100
+"""Dots per inch of every PNG: a figure of ``w x h`` inches is ``100 w x 100 h`` pixels."""
+
+MAX_IMAGES = 64
+
+PathLike = str | os.PathLike[str]
+
+_RIGHT = "#2e7d32"  # a correct prediction
+_WRONG = "#c62828"  # a mistake
+_BAR = "#9fb3c8"  # the other classes
+_PAD = "#d9d9d9"  # padding cells
+
+
+# --------------------------------------------------------------------------- helpers
+def _save(fig: Figure, path: PathLike) -> Path:
+    """Render ``fig`` with Agg and write it to ``path`` atomically."""
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _input_shape(model: Any) -> tuple[int, int, int]:
+    shape = getattr(model, "input_shape", None)
+    if shape is None or len(shape) != 3:
+        raise InvalidArgumentError(
+            f"the model takes inputs of shape {shape}; these figures need images (H, W, C)"
+        )
+    return int(shape[0]), int(shape[1]), int(shape[2])
+
+
+def as_model_batch(model: Any, images: Any, what: str = "images") -> np.ndarray:
+    """Images as the model's input batch: float32 ``(N, H, W, C)``.
+
+    Accepts one image (``(H, W)`` for one channel, or ``(H, W, C)``) or a batch
+    (``(N, H, W)`` or ``(N, H, W, C)``). ``uint8`` images are scaled to [0, 1]
+    as :func:`cnnlab.datasets.to_model_input` does; floats are used as they are.
+
+    Raises:
+        ShapeError: the images do not have the model's input shape.
+        InvalidArgumentError: the array is not numeric.
+    """
+    h, w, c = _input_shape(model)
+    arr = np.asarray(images)
+    if arr.dtype.kind not in "fiu":
+        raise InvalidArgumentError(f"{what} must be numeric images, got dtype {arr.dtype}")
+    if arr.shape == (h, w, c) or (c == 1 and arr.shape == (h, w)):
+        arr = arr[None]
+    if c == 1 and arr.ndim == 3 and arr.shape[1:] == (h, w):
+        arr = arr[..., None]
+    if arr.ndim != 4 or arr.shape[1:] != (h, w, c):
+        single = f"({h}, {w})" if c == 1 else f"({h}, {w}, {c})"
+        raise ShapeError(
+            f"{what} has shape {arr.shape}; the model takes images {single}, "
+            f"or batches (N, {h}, {w}) / (N, {h}, {w}, {c})"
+        )
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) * np.float32(1.0 / 255.0)
+    return arr.astype(np.float32, copy=False)
+
+
+def _one_image(model: Any, image: Any) -> np.ndarray:
+    batch = as_model_batch(model, image, "image")
+    if len(batch) != 1:
+        raise ShapeError(f"image: expected one image, got a batch of {len(batch)}")
+    return batch
+
+
+def _display(img: np.ndarray) -> np.ndarray:
+    """One model input ``(H, W, C)`` as something ``imshow`` draws: gray or RGB."""
+    if img.shape[-1] == 1:
+        return img[..., 0]
+    if img.shape[-1] == 3:
+        return np.clip(img, 0.0, 1.0)
+    return img[..., 0]
+
+
+def _show_image(ax: Any, img: np.ndarray) -> None:
+    disp = _display(img)
+    lo, hi = float(disp.min()), float(disp.max())
+    in_unit = lo >= 0.0 and hi <= 1.0
+    ax.imshow(disp, cmap="gray", vmin=0.0 if in_unit else None, vmax=1.0 if in_unit else None,
+              interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _labels(y: Any, n: int, num_classes: int, what: str = "labels") -> np.ndarray:
+    labels = as_labels(y, num_classes)
+    if len(labels) != n:
+        raise ShapeError(f"{what}: {len(labels)} labels for {n} images")
+    return labels
+
+
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    probs = np.asarray(model.predict(x))
+    return probs.reshape(len(x), -1)
+
+
+def _spatial_layers(model: Any) -> list[str]:
+    return [str(layer.name) for layer in model.layers
+            if isinstance(layer, (Conv2D, MaxPooling2D, AveragePooling2D))]
+
+
+def _conv_layers(model: Any) -> list[str]:
+    return [str(layer.name) for layer in model.layers if isinstance(layer, Conv2D)]
+
+
+def _check_layer(model: Any, name: Any, valid: list[str], what: str) -> str:
+    choices = ", ".join(valid) if valid else "(none in this model)"
+    names = [str(layer.name) for layer in model.layers]
+    if not isinstance(name, str) or name not in names:
+        raise InvalidArgumentError(f"no layer named {name!r}; {what}: {choices}")
+    if name not in valid:
+        kind = type(model.get_layer(name)).__name__
+        raise InvalidArgumentError(f"layer {name!r} ({kind}) cannot be drawn; {what}: {choices}")
+    return name
+
+
+def _grid(count: int, max_cols: int | None = None) -> tuple[int, int]:
+    """(rows, cols) of a near-square grid holding ``count`` cells."""
+    cols = max(1, math.ceil(math.sqrt(count)))
+    if max_cols is not None:
+        cols = min(cols, max_cols)
+    return math.ceil(count / cols), cols
+
+
+def _positive(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------- feature maps
+FM_INPUT_W, FM_PANEL_W, FM_H = 2.4, 3.8, 4.4
+
+
+def feature_maps_data(
+    model: Any, image: Any, layers: str | Sequence[str] = DEFAULT_LAYERS
+) -> dict[str, np.ndarray]:
+    """The maps :func:`feature_maps_figure` draws: ``{layer name: (H, W, C) array}``.
+
+    They are ``model.feature_maps(image)`` for the chosen layers, in the order
+    given, for the one image.
+
+    Raises:
+        InvalidArgumentError: a name is not a convolution or pooling layer of the
+            model (the message lists the valid names).
+        ShapeError: ``image`` is not one image of the model's input shape.
+    """
+    names = [layers] if isinstance(layers, str) else list(layers)
+    if not names:
+        raise InvalidArgumentError(
+            f"choose at least one layer: {', '.join(_spatial_layers(model))}"
+        )
+    valid = _spatial_layers(model)
+    for name in names:
+        _check_layer(model, name, valid, "layers with feature maps")
+    x = _one_image(model, image)
+    maps = dict(model.feature_maps(x))
+    return {name: np.asarray(maps[name][0]) for name in names}
+
+
+def _build_feature_maps(
+    model: Any, image: Any, layers: str | Sequence[str]
+) -> tuple[Figure, dict[str, np.ndarray]]:
+    data = feature_maps_data(model, image, layers)
+    x = _one_image(model, image)[0]
+    n = len(data)
+    fig = Figure(figsize=(FM_INPUT_W + FM_PANEL_W * n, FM_H), dpi=DPI)
+    subs = fig.subfigures(1, n + 1, width_ratios=[FM_INPUT_W] + [FM_PANEL_W] * n, wspace=0)
+    ax = subs[0].add_axes((0.08, 0.2, 0.84, 0.6))
+    _show_image(ax, x)
+    ax.set_title(f"input {x.shape[0]}×{x.shape[1]}", fontsize=11)
+    for sub, (name, maps) in zip(subs[1:], data.items(), strict=True):
+        h, w, c = maps.shape
+        rows, cols = _grid(c)
+        axes = sub.subplots(rows, cols, squeeze=False, gridspec_kw=dict(
+            left=0.04, right=0.96, top=0.84, bottom=0.03, wspace=0.08, hspace=0.08))
+        for i, a in enumerate(axes.flat):
+            a.set_axis_off()
+            if i < c:
+                a.imshow(maps[:, :, i], cmap="viridis", interpolation="nearest")
+        kind = type(model.get_layer(name)).__name__
+        sub.suptitle(f"→ {name} ({kind})\n{c} maps of {h}×{w}", fontsize=11)
+    return fig, data
+
+
+def feature_maps_figure(
+    model: Any,
+    image: Any,
+    layers: str | Sequence[str] = DEFAULT_LAYERS,
+    path: PathLike = "feature_maps.png",
+) -> Path:
+    """The slides' figure: the input beside every channel of each chosen layer's output.
+
+    Args:
+        model: a built :class:`~cnnlab.model.Sequential`.
+        image: one image, ``(H, W)``, ``(H, W, C)`` or ``(1, H, W, C)``; uint8 is
+            scaled to [0, 1].
+        layers: names of convolution or pooling layers (default: the first
+            convolution and the first max pooling, as in the slides).
+        path: where the PNG goes.
+
+    Each map is drawn with its own colour scale (viridis). Size:
+    ``(2.4 + 3.8 * len(layers)) x 4.4`` inches at :data:`DPI`.
+
+    Raises:
+        InvalidArgumentError: an unknown or non-spatial layer (the valid names are listed).
+        ShapeError: ``image`` is not one image of the model's input shape.
+    """
+    fig, _ = _build_feature_maps(model, image, layers)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- outputs
+OUT_PAIR_W, OUT_ROW_H = 5.6, 2.0
+
+
+def outputs_data(model: Any, images: Any, labels: Any | None = None) -> dict[str, np.ndarray]:
+    """What :func:`outputs_figure` draws.
+
+    Returns ``{"images": (N, H, W, C) model inputs, "probabilities": (N, K)
+    model.predict(images), "predicted": (N,) argmax, "labels": (N,) true labels
+    or absent}``.
+    """
+    x = as_model_batch(model, images)
+    if len(x) == 0:
+        raise InvalidArgumentError("images: need at least one image")
+    if len(x) > MAX_IMAGES:
+        raise InvalidArgumentError(f"images: at most {MAX_IMAGES} per figure, got {len(x)}")
+    probs = _predict(model, x)
+    data = {"images": x, "probabilities": probs, "predicted": probs.argmax(axis=1)}
+    if labels is not None:
+        data["labels"] = _labels(labels, len(x), probs.shape[1])
+    return data
+
+
+def _build_outputs(
+    model: Any, images: Any, labels: Any | None, columns: int
+) -> tuple[Figure, dict[str, np.ndarray]]:
+    columns = _positive(columns, "columns")
+    data = outputs_data(model, images, labels)
+    probs, pred = data["probabilities"], data["predicted"]
+    truth = data.get("labels")
+    n, k = probs.shape
+    cols = min(columns, n)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(OUT_PAIR_W * cols, OUT_ROW_H * rows), dpi=DPI)
+    height = OUT_ROW_H * rows
+    gs = fig.add_gridspec(rows, 2 * cols, width_ratios=[1.0, 2.3] * cols, left=0.03,
+                          right=0.98, top=1 - 0.35 / height, bottom=0.3 / height,
+                          wspace=0.35, hspace=0.75)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        ax_img = fig.add_subplot(gs[r, 2 * c])
+        _show_image(ax_img, data["images"][i])
+        ax = fig.add_subplot(gs[r, 2 * c + 1])
+        ok = truth is None or truth[i] == pred[i]
+        colors = [_BAR] * k
+        colors[pred[i]] = _RIGHT if ok else _WRONG
+        ax.bar(np.arange(k), probs[i], color=colors, width=0.75)
+        ax.set_ylim(0, 1.0)
+        ax.set_xticks(np.arange(k))
+        ax.set_yticks([0, 0.5, 1])
+        ax.tick_params(labelsize=8)
+        ax.spines[["top", "right"]].set_visible(False)
+        if truth is not None:
+            ax.get_xticklabels()[truth[i]].set_fontweight("bold")
+        title = f"predicted {pred[i]} ({probs[i, pred[i]]:.1%})"
+        if truth is not None:
+            title += f" · true {truth[i]}"
+        ax.set_title(title, fontsize=9, color="black" if ok else _WRONG)
+    return fig, data
+
+
+def outputs_figure(
+    model: Any,
+    images: Any,
+    labels: Any | None = None,
+    path: PathLike = "outputs.png",
+    columns: int = 2,
+) -> Path:
+    """The slides' "outputs of the final layer": each image beside its 10 softmax outputs.
+
+    The bars are ``model.predict(images)``; the predicted class's bar is
+    highlighted (green when right, red when wrong) and the title gives the
+    predicted class with its probability and the true class (bold on the axis).
+
+    Args:
+        images: ``(N, H, W)`` or ``(N, H, W, C)`` (or one image); uint8 is scaled to [0, 1].
+        labels: true classes, integers or one-hot (optional).
+        columns: image/bar pairs per row.
+
+    Size: ``5.6 * min(columns, N) x 2.0 * ceil(N / columns)`` inches at :data:`DPI`.
+    """
+    fig, _ = _build_outputs(model, images, labels, columns)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- filters
+FILT_CELL_W, FILT_CELL_H, FILT_BAR_W, FILT_TOP = 1.1, 1.25, 0.9, 0.7
+
+
+def filters_data(model: Any, layer: str = "conv2d") -> dict[str, Any]:
+    """The weights :func:`filters_figure` draws: ``{"layer", "kernel" (kh, kw, C_in, C_out),
+    "bias" (C_out,) or None}`` (copies).
+
+    Raises:
+        InvalidArgumentError: ``layer`` is not a convolution of the model.
+    """
+    _check_layer(model, layer, _conv_layers(model), "convolution layers")
+    conv = model.get_layer(layer)
+    bias = conv.bias
+    return {
+        "layer": layer,
+        "kernel": np.array(conv.kernel, copy=True),
+        "bias": None if bias is None else np.array(bias, copy=True),
+    }
+
+
+def _filters_layout(cin: int, cout: int, max_filters: int, max_channels: int) -> tuple[int, ...]:
+    ci, co = min(cin, max_channels), min(cout, max_filters)
+    cols = min(co, 8)
+    rows_per = math.ceil(co / cols)
+    return ci, co, cols, rows_per
+
+
+def _build_filters(
+    model: Any, layer: str, max_filters: int, max_channels: int
+) -> tuple[Figure, dict[str, Any]]:
+    max_filters = _positive(max_filters, "max_filters")
+    max_channels = _positive(max_channels, "max_channels")
+    data = filters_data(model, layer)
+    kernel = data["kernel"]
+    kh, kw, cin, cout = kernel.shape
+    ci, co, cols, rows_per = _filters_layout(cin, cout, max_filters, max_channels)
+    rows = ci * rows_per
+    width, height = FILT_CELL_W * cols + FILT_BAR_W, FILT_CELL_H * rows + FILT_TOP
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    gs = fig.add_gridspec(rows, cols, left=0.1 / width * 2, right=1 - FILT_BAR_W / width,
+                          top=1 - FILT_TOP / height, bottom=0.1 / height, wspace=0.15,
+                          hspace=0.35)
+    m = float(np.abs(kernel).max()) or 1.0
+    annotate = kh * kw <= 9
+    im = None
+    for c_in in range(ci):
+        for f in range(co):
+            r, c = divmod(f, cols)
+            ax = fig.add_subplot(gs[c_in * rows_per + r, c])
+            w = kernel[:, :, c_in, f]
+            im = ax.imshow(w, cmap="RdBu_r", vmin=-m, vmax=m, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            label = f"filter {f}" if ci == 1 else f"f{f} · in {c_in}"
+            ax.set_title(label, fontsize=8)
+            if annotate:
+                for (a, b), v in np.ndenumerate(w):
+                    ax.text(b, a, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if abs(v) > 0.6 * m else "black")
+    shown = f"{co} of {cout} filters" if co < cout else f"{cout} filters"
+    if ci < cin:
+        shown += f", {ci} of {cin} input channels"
+    elif cin > 1:
+        shown += f" × {cin} input channels"
+    fig.suptitle(f"{layer}: {shown}, {kh}×{kw} each", fontsize=11, y=1 - 0.12 / height,
+                 va="top")
+    grid_top, grid_bottom = 1 - (FILT_TOP + 0.2) / height, 0.1 / height
+    cax = fig.add_axes((1 - 0.75 / width, grid_bottom, 0.15 / width, grid_top - grid_bottom))
+    fig.colorbar(im, cax=cax)
+    cax.tick_params(labelsize=8)
+    return fig, data
+
+
+def filters_figure(
+    model: Any,
+    path: PathLike = "filters.png",
+    layer: str = "conv2d",
+    max_filters: int = 32,
+    max_channels: int = 3,
+) -> Path:
+    """The learned filters of a convolution: one ``kh x kw`` image per filter and input channel.
+
+    One diverging colour scale (blue negative, red positive) is shared by all
+    filters; with at most 9 taps per filter the weights are written in the cells.
+
+    Args:
+        layer: a Conv2D layer's name (default: the first convolution).
+        max_filters, max_channels: draw at most this many output filters / input
+            channels (deeper layers have thousands of kernels).
+
+    Size: ``1.1 * cols + 0.9 x 1.25 * rows + 0.7`` inches at :data:`DPI`, where
+    ``cols = min(filters shown, 8)`` and ``rows = channels shown * ceil(filters shown / cols)``.
+    """
+    fig, _ = _build_filters(model, layer, max_filters, max_channels)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- curves
+CURVES_SIZE = (11.0, 4.2)
+_HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+_ALIASES = {"acc": "accuracy", "val_acc": "val_accuracy"}
+
+
+def _read_history_file(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataFormatError(f"{path}: no such history file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataFormatError(f"{path}: cannot read the history file: {e}") from None
+    if path.suffix.lower() == ".csv" or (path.suffix.lower() != ".json"
+                                         and not text.lstrip().startswith("{")):
+        rows = list(csv.reader(io.StringIO(text)))
+        rows = [r for r in rows if any(cell.strip() for cell in r)]
+        if not rows:
+            raise DataFormatError(f"{path}: empty history CSV")
+        header = [h.strip() for h in rows[0]]
+        out: dict[str, list[Any]] = {h: [] for h in header if h and h != "epoch"}
+        for line, row in enumerate(rows[1:], start=2):
+            if len(row) != len(header):
+                raise DataFormatError(
+                    f"{path}: line {line} has {len(row)} fields, the header has {len(header)}"
+                )
+            for h, cell in zip(header, row, strict=True):
+                if h in out:
+                    out[h].append(cell.strip())
+        return out
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataFormatError(f"{path}: not valid JSON: {e}") from None
+
+
+def load_history(history: Any) -> dict[str, list[float]]:
+    """Training history as ``{"loss": [...], "accuracy": [...], "val_loss": [...],
+    "val_accuracy": [...]}`` (only the keys present).
+
+    Args:
+        history: a :class:`~cnnlab.model.History`, a dict like ``History.history``,
+            or the path of a ``history.json`` (that dict) or ``history.csv``
+            (header ``epoch,loss,accuracy,val_loss,val_accuracy``). ``acc`` and
+            ``val_acc`` are read as ``accuracy`` and ``val_accuracy``; other keys
+            (``time``...) are ignored.
+
+    Raises:
+        DataFormatError: a file is missing, unreadable or malformed.
+        InvalidArgumentError: no loss or accuracy, non-numeric values, or lists
+            of different lengths.
+    """
+    source = "history"
+    if isinstance(history, (str, os.PathLike)):
+        source = str(history)
+        history = _read_history_file(Path(history))
+    elif hasattr(history, "history") and isinstance(history.history, Mapping):
+        history = history.history
+    if not isinstance(history, Mapping):
+        raise InvalidArgumentError(
+            f"{source}: expected a History, a dict of lists or a JSON/CSV file, "
+            f"got {type(history).__name__}"
+        )
+    out: dict[str, list[float]] = {}
+    for key, values in history.items():
+        name = _ALIASES.get(str(key), str(key))
+        if name not in _HISTORY_KEYS:
+            continue
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            raise InvalidArgumentError(f"{source}: {key!r} must be a list of numbers")
+        try:
+            nums = [float(v) for v in values]
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"{source}: {key!r} holds a non-number") from None
+        out[name] = nums
+    if not out.get("loss") and not out.get("accuracy"):
+        raise InvalidArgumentError(
+            f"{source}: no 'loss' or 'accuracy' values (keys: {', '.join(map(str, history))})"
+        )
+    lengths = {k: len(v) for k, v in out.items()}
+    if len(set(lengths.values())) > 1:
+        raise InvalidArgumentError(f"{source}: lists of different lengths: {lengths}")
+    return {k: out[k] for k in _HISTORY_KEYS if k in out}
+
+
+def _build_curves(history: Any) -> tuple[Figure, dict[str, list[float]]]:
+    data = load_history(history)
+    fig = Figure(figsize=CURVES_SIZE, dpi=DPI)
+    axes = fig.subplots(1, 2, gridspec_kw=dict(left=0.07, right=0.98, top=0.82, bottom=0.13,
+                                               wspace=0.22))
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        for key, label, color in ((metric, "train", "#1f77b4"),
+                                  (f"val_{metric}", "validation", "#ff7f0e")):
+            values = data.get(key)
+            if not values:
+                continue
+            epochs = np.arange(1, len(values) + 1)
+            ax.plot(epochs, values, marker="o", markersize=4, color=color,
+                    label=f"{label} (last {values[-1]:.4f})")
+        ax.set_title(metric, fontsize=12)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=9)
+        else:
+            ax.text(0.5, 0.5, f"no {metric} recorded", ha="center", va="center",
+                    transform=ax.transAxes, color="gray")
+    fig.suptitle("Training curves", fontsize=13)
+    return fig, data
+
+
+def curves_figure(history: Any, path: PathLike = "curves.png") -> Path:
+    """Loss and accuracy per epoch, train and validation, side by side.
+
+    Args:
+        history: anything :func:`load_history` reads (History, dict, JSON or CSV path).
+
+    Size: ``11 x 4.2`` inches at :data:`DPI`.
+    """
+    fig, _ = _build_curves(history)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- confusion
+CONFUSION_SIZE = (7.0, 6.2)
+
+
+def _confusion_from_probs(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    k = probs.shape[1]
+    pred = probs.argmax(axis=1)
+    return np.bincount(labels * k + pred, minlength=k * k).reshape(k, k).astype(np.int64)
+
+
+def confusion_matrix(model: Any, x: Any, y: Any) -> np.ndarray:
+    """Counts ``M[true, predicted]`` of ``model``'s predictions on ``(x, y)``: ``(K, K)`` int64.
+
+    ``M.sum()`` is ``len(x)`` and ``trace(M)`` the number of correct predictions.
+    ``x`` is a batch of images (uint8 is scaled to [0, 1]); ``y`` integer or one-hot labels.
+    """
+    xb = as_model_batch(model, x, "x")
+    if len(xb) == 0:
+        raise InvalidArgumentError("x: need at least one image")
+    probs = _predict(model, xb)
+    return _confusion_from_probs(probs, _labels(y, len(xb), probs.shape[1], "y"))
+
+
+def _build_confusion(matrix: Any, class_names: Sequence[str] | None) -> Figure:
+    m = np.asarray(matrix)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
+        raise ShapeError(f"confusion matrix must be square (K, K), got shape {m.shape}")
+    if m.dtype.kind not in "iu" and not (m.dtype.kind == "f" and np.all(m == np.round(m))):
+        raise InvalidArgumentError("confusion matrix must hold integer counts")
+    if (m < 0).any():
+        raise InvalidArgumentError("confusion matrix counts must be >= 0")
+    m = m.astype(np.int64)
+    k = m.shape[0]
+    names = [str(i) for i in range(k)] if class_names is None else [str(s) for s in class_names]
+    if len(names) != k:
+        raise InvalidArgumentError(f"{len(names)} class names for a {k}x{k} matrix")
+    fig = Figure(figsize=CONFUSION_SIZE, dpi=DPI)
+    ax = fig.add_axes((0.1, 0.1, 0.78, 0.78))
+    im = ax.imshow(np.log1p(m), cmap="Blues", interpolation="nearest")
+    hi = float(np.log1p(m).max()) or 1.0
+    size = 9 if k <= 10 else max(5, 9 - (k - 10) // 3)
+    for (i, j), v in np.ndenumerate(m):
+        if v or i == j:
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=size,
+                    color="white" if np.log1p(v) > 0.6 * hi else "black")
+    ax.set_xticks(np.arange(k), names)
+    ax.set_yticks(np.arange(k), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    total, right = int(m.sum()), int(np.trace(m))
+    acc = right / total if total else 0.0
+    ax.set_title(f"Confusion matrix: {total} images, {right} right ({acc:.2%})", fontsize=11)
+    cax = fig.add_axes((0.9, 0.1, 0.025, 0.78))
+    cb = fig.colorbar(im, cax=cax)
+    cb.set_label("log(1 + count)", fontsize=8)
+    cax.tick_params(labelsize=7)
+    return fig
+
+
+def confusion_figure(
+    matrix: Any, path: PathLike = "confusion_matrix.png",
+    class_names: Sequence[str] | None = None,
+) -> Path:
+    """Draw a confusion matrix (rows: true class, columns: predicted) with the counts in the cells.
+
+    The colour is ``log(1 + count)`` so that the rare mistakes stay visible
+    beside the large diagonal. Size: ``7 x 6.2`` inches at :data:`DPI`.
+
+    Raises:
+        ShapeError: not a square 2-D matrix.
+        InvalidArgumentError: negative or non-integer counts.
+    """
+    return _save(_build_confusion(matrix, class_names), path)
+
+
+# --------------------------------------------------------------------------- mistakes
+MIS_CELL_W, MIS_CELL_H, MIS_TOP = 1.5, 1.85, 0.5
+
+
+def _mistakes_from_probs(
+    x: np.ndarray, probs: np.ndarray, labels: np.ndarray, n: int
+) -> dict[str, np.ndarray]:
+    pred = probs.argmax(axis=1)
+    conf = probs[np.arange(len(probs)), pred]
+    wrong = np.flatnonzero(pred != labels)
+    order = wrong[np.argsort(-conf[wrong], kind="stable")][:n]
+    return {
+        "indices": order,
+        "predicted": pred[order],
+        "probability": conf[order],
+        "labels": labels[order],
+        "images": x[order],
+        "total": np.int64(len(x)),
+        "mistakes": np.int64(len(wrong)),
+    }
+
+
+def mistakes_data(model: Any, x: Any, y: Any, n: int = 16) -> dict[str, np.ndarray]:
+    """The ``n`` most confident mistakes: ``{"indices", "predicted", "probability"
+    (of the predicted class), "labels" (true), "images", "total", "mistakes"}``,
+    most confident first (fewer if the model makes fewer mistakes)."""
+    n = _positive(n, "n")
+    xb = as_model_batch(model, x, "x")
+    if len(xb) == 0:
+        raise InvalidArgumentError("x: need at least one image")
+    probs = _predict(model, xb)
+    return _mistakes_from_probs(xb, probs, _labels(y, len(xb), probs.shape[1], "y"), n)
+
+
+def _mistakes_size(n: int) -> tuple[int, int, float, float]:
+    cols = min(n, 8)
+    rows = math.ceil(n / cols)
+    return rows, cols, MIS_CELL_W * cols, MIS_CELL_H * rows + MIS_TOP
+
+
+def _draw_mistakes(data: dict[str, np.ndarray], n: int) -> Figure:
+    rows, cols, width, height = _mistakes_size(n)
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    gs = fig.add_gridspec(rows, cols, left=0.02, right=0.98, top=1 - (MIS_TOP + 0.35) / height,
+                          bottom=0.05 / height, wspace=0.1, hspace=0.6)
+    shown = len(data["indices"])
+    for i in range(rows * cols):
+        ax = fig.add_subplot(gs[divmod(i, cols)])
+        if i >= shown:
+            ax.set_axis_off()
+            continue
+        _show_image(ax, data["images"][i])
+        ax.set_title(
+            f"pred {data['predicted'][i]} ({data['probability'][i]:.0%})\n"
+            f"true {data['labels'][i]} · #{data['indices'][i]}",
+            fontsize=9, color=_WRONG,
+        )
+    total, wrong = int(data["total"]), int(data["mistakes"])
+    if shown:
+        head = f"The {shown} most confident mistakes ({wrong} of {total} images wrong)"
+    else:
+        head = f"No mistakes on {total} images"
+    fig.suptitle(head, fontsize=11)
+    return fig
+
+
+def mistakes_figure(model: Any, x: Any, y: Any, path: PathLike = "mistakes.png",
+                    n: int = 16) -> Path:
+    """A gallery of the ``n`` most confident mistakes: image, predicted class with
+    its probability, true class and test index.
+
+    Size: ``1.5 * min(n, 8) x 1.85 * ceil(n / 8) + 0.5`` inches at :data:`DPI`
+    (empty cells when there are fewer mistakes).
+    """
+    data = mistakes_data(model, x, y, n)
+    return _save(_draw_mistakes(data, n), path)
+
+
+# --------------------------------------------------------------------------- padding
+PADDING_SIZE = (13.0, 8.6)
+
+
+def padding_data(size: int = 5, kernel: int = 3) -> dict[str, dict[str, Any]]:
+    """Each padding mode run through the library on a ``size x size`` input
+    (values ``1 .. size²``) and a ``kernel x kernel`` filter of ones, stride 1.
+
+    Returns ``{mode: {"pads": ((top, bottom), (left, right)) from resolve_padding,
+    "input": (size, size), "padded": pad2d(...) (Hp, Wp), "is_padding": bool mask,
+    "kernel": (k, k), "output": conv2d_forward_reference(...) (Ho, Wo)}}`` for
+    ``valid``, ``same`` and ``full``.
+    """
+    size, kernel = _positive(size, "size"), _positive(kernel, "kernel")
+    if kernel > size:
+        raise InvalidArgumentError(f"kernel {kernel} is larger than the {size}x{size} input")
+    x = np.arange(1, size * size + 1, dtype=np.float64).reshape(1, size, size, 1)
+    k = np.ones((kernel, kernel, 1, 1))
+    out = {}
+    for mode in PADDING_MODES:
+        pads = resolve_padding(mode, (kernel, kernel), (1, 1), (size, size))
+        padded = pad2d(x, pads)
+        mask = pad2d(np.ones_like(x), pads) == 0
+        y = conv2d_forward_reference(x, k, None, (1, 1), pads)
+        assert y.shape[1:3] == output_hw((size, size), (kernel, kernel), (1, 1), pads)
+        out[mode] = {
+            "pads": pads,
+            "input": x[0, :, :, 0],
+            "padded": padded[0, :, :, 0],
+            "is_padding": mask[0, :, :, 0],
+            "kernel": k[:, :, 0, 0],
+            "output": y[0, :, :, 0],
+        }
+    return out
+
+
+def _cells(ax: Any, values: np.ndarray, extent: int, face: Any, text_color: Any,
+           fontsize: float) -> None:
+    h, w = values.shape
+    off_r, off_c = (extent - h) / 2, (extent - w) / 2
+    rects, faces = [], []
+    for (i, j), v in np.ndenumerate(values):
+        rects.append(Rectangle((off_c + j, off_r + i), 1, 1))
+        faces.append(face(i, j))
+        ax.text(off_c + j + 0.5, off_r + i + 0.5, f"{v:g}", ha="center", va="center",
+                fontsize=fontsize, color=text_color(i, j))
+    ax.add_collection(PatchCollection(rects, facecolors=faces, edgecolors="#555555",
+                                      linewidths=0.8), autolim=False)
+    ax.set_xlim(-0.06, extent + 0.06)
+    ax.set_ylim(extent + 0.06, -0.06)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+
+
+def _build_padding(size: int, kernel: int) -> tuple[Figure, dict[str, dict[str, Any]]]:
+    data = padding_data(size, kernel)
+    top = max(d["padded"].shape[0] for d in data.values())
+    bottom = max(d["output"].shape[0] for d in data.values())
+    fig = Figure(figsize=PADDING_SIZE, dpi=DPI)
+    gs = fig.add_gridspec(2, 3, height_ratios=[top, bottom], left=0.02, right=0.98, top=0.86,
+                          bottom=0.02, wspace=0.12, hspace=0.22)
+    fs = 9 if top <= 9 else 7
+    for col, (mode, d) in enumerate(data.items()):
+        ax = fig.add_subplot(gs[0, col])
+        mask = d["is_padding"]
+        _cells(ax, d["padded"], top,
+               face=lambda i, j, m=mask: _PAD if m[i, j] else "#fff3c4",
+               text_color=lambda i, j, m=mask: "#8a8a8a" if m[i, j] else "black", fontsize=fs)
+        hp = d["padded"].shape[0]
+        off = (top - hp) / 2
+        ax.add_patch(Rectangle((off, off), kernel, kernel, fill=False, edgecolor=_WRONG,
+                               linewidth=2.2))
+        (t, b), (left, r) = d["pads"]
+        ho, wo = d["output"].shape
+        ax.set_title(f"{mode}: pad top/bottom {t}/{b}, left/right {left}/{r}\n"
+                     f"padded input {hp}×{d['padded'].shape[1]}", fontsize=11)
+        ax2 = fig.add_subplot(gs[1, col])
+        out = d["output"]
+        hi = float(out.max()) or 1.0
+        _cells(ax2, out, bottom,
+               face=lambda i, j, o=out, h=hi: (0.75 - 0.45 * o[i, j] / h,
+                                               0.85 - 0.35 * o[i, j] / h, 1.0),
+               text_color=lambda i, j: "black", fontsize=fs)
+        ax2.set_title(f"output {ho}×{wo}", fontsize=11)
+    fig.suptitle(
+        f"Padding modes: a {size}×{size} input (values 1..{size * size}) convolved with a "
+        f"{kernel}×{kernel} kernel of ones, stride 1\n"
+        "grey cells: zeros added by the padding; red square: the kernel's first position",
+        fontsize=12,
+    )
+    return fig, data
+
+
+def padding_figure(path: PathLike = "padding.png", size: int = 5, kernel: int = 3) -> Path:
+    """The three padding modes drawn from real arrays (see :func:`padding_data`).
+
+    Top row: the padded input, zeros in grey; bottom row: the convolution's
+    output (each cell the sum of its window) and its size. Size: ``13 x 8.6``
+    inches at :data:`DPI`.
+    """
+    fig, _ = _build_padding(size, kernel)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- pooling
+POOLING_SIZE = (11.0, 4.4)
+POOLING_INPUT = np.array(
+    [[1, 3, 2, 1],
+     [4, 6, 5, 0],
+     [3, 1, 1, 2],
+     [2, 8, 0, 4]], dtype=np.float32,
+)
+_WINDOW_COLORS = ("#bbdefb", "#c8e6c9", "#ffe0b2", "#f8bbd0", "#d1c4e9", "#b2ebf2")
+
+
+def pooling_data(x: Any = None, pool: int = 2) -> dict[str, np.ndarray]:
+    """Max and average pooling (``pool x pool`` windows, stride ``pool``, no padding)
+    of a 2-D array through :mod:`cnnlab.ops.pooling`.
+
+    Returns ``{"input", "max", "average", "argmax"}``; ``argmax`` is the flat
+    position of each window's winner (row-major in the window).
+    """
+    x = POOLING_INPUT if x is None else np.asarray(x, dtype=np.float32)
+    pool = _positive(pool, "pool")
+    if x.ndim != 2:
+        raise ShapeError(f"pooling_data: expected a 2-D array, got shape {x.shape}")
+    batch = x[None, :, :, None]
+    pads = ((0, 0), (0, 0))
+    mx, arg = max_pool2d_forward(batch, (pool, pool), (pool, pool), pads)
+    avg, _ = avg_pool2d_forward(batch, (pool, pool), (pool, pool), pads)
+    return {"input": x, "max": mx[0, :, :, 0], "average": avg[0, :, :, 0],
+            "argmax": arg[0, :, :, 0].astype(np.int64)}
+
+
+def _build_pooling(x: Any, pool: int) -> tuple[Figure, dict[str, np.ndarray]]:
+    data = pooling_data(x, pool)
+    inp = data["input"]
+    ho, wo = data["max"].shape
+    p = pool
+
+    def window_color(i: int, j: int) -> str:
+        wi, wj = i // p, j // p
+        if wi >= ho or wj >= wo:
+            return "white"
+        return _WINDOW_COLORS[(wi * wo + wj) % len(_WINDOW_COLORS)]
+
+    winners = set()
+    for (wi, wj), a in np.ndenumerate(data["argmax"]):
+        winners.add((wi * p + a // p, wj * p + a % p))
+    extent = max(inp.shape)
+    fig = Figure(figsize=POOLING_SIZE, dpi=DPI)
+    gs = fig.add_gridspec(1, 3, left=0.02, right=0.98, top=0.78, bottom=0.04, wspace=0.15)
+    ax = fig.add_subplot(gs[0, 0])
+    _cells(ax, inp, extent, face=window_color, text_color=lambda i, j: "black", fontsize=13)
+    for t in ax.texts:
+        pos = t.get_position()
+        if (int(pos[1]), int(pos[0])) in winners:
+            t.set_fontweight("bold")
+            t.set_color(_WRONG)
+    ax.set_title(f"input {inp.shape[0]}×{inp.shape[1]}\n{p}×{p} windows, stride {p}",
+                 fontsize=11)
+    for col, key, title in ((1, "max", "max pooling"), (2, "average", "average pooling")):
+        a = fig.add_subplot(gs[0, col])
+        vals = data[key]
+        _cells(a, vals, extent,
+               face=lambda i, j: _WINDOW_COLORS[(i * wo + j) % len(_WINDOW_COLORS)],
+               text_color=lambda i, j: "black", fontsize=13)
+        a.set_title(f"{title} → {ho}×{wo}", fontsize=11)
+    fig.suptitle("Pooling: each output cell summarises one window "
+                 "(max: its largest value, in red; average: its mean)", fontsize=12)
+    return fig, data
+
+
+def pooling_figure(path: PathLike = "pooling.png", x: Any = None, pool: int = 2) -> Path:
+    """Max against average pooling of a small array, values written in the cells.
+
+    Args:
+        x: a 2-D array (default :data:`POOLING_INPUT`, 4x4).
+        pool: window size and stride.
+
+    Size: ``11 x 4.4`` inches at :data:`DPI`.
+    """
+    fig, _ = _build_pooling(x, pool)
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- all
+def make_all(
+    model: Any,
+    out_dir: PathLike,
+    x_test: Any,
+    y_test: Any,
+    history: Any | None = None,
+    *,
+    index: int | None = None,
+    indices: Sequence[int] | None = None,
+    n_outputs: int = 8,
+    layers: str | Sequence[str] = DEFAULT_LAYERS,
+    n_mistakes: int = 16,
+    which: Iterable[str] | None = None,
+) -> dict[str, Path]:
+    """Write every figure into ``out_dir`` under its standard name (:data:`FIGURE_NAMES`).
+
+    Args:
+        model: the trained model (``None`` is allowed when ``which`` holds only
+            ``padding``, ``pooling`` and ``curves``).
+        x_test, y_test: test images (uint8 or model input) and labels; the
+            confusion matrix and the mistakes cover all of them.
+        history: anything :func:`load_history` reads; without it there is no
+            ``curves.png`` (unless asked for by ``which``, which is an error).
+        index: the test image of the feature-map figure (default: ``indices[0]`` or 0).
+        indices: the test images of the outputs figure (default: the first ``n_outputs``).
+        layers: the feature-map figure's layers.
+        which: names from :data:`FIGURES` (default: all).
+
+    Returns:
+        ``{figure name: path written}`` in :data:`FIGURES` order.
+    """
+    chosen = list(FIGURES) if which is None else list(dict.fromkeys(which))
+    unknown = [w for w in chosen if w not in FIGURE_NAMES]
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown figure {unknown[0]!r}; choose from: {', '.join(FIGURES)}"
+        )
+    if "curves" in chosen and history is None:
+        if which is not None:
+            raise InvalidArgumentError("the curves figure needs a training history")
+        chosen.remove("curves")
+    out = Path(out_dir)
+    needs_model = [w for w in chosen if w not in ("padding", "pooling", "curves")]
+    written: dict[str, Path] = {}
+    if needs_model:
+        if model is None:
+            raise InvalidArgumentError(f"these figures need a model: {', '.join(needs_model)}")
+        x = as_model_batch(model, x_test, "x_test")
+        n_test = len(x)
+        if n_test == 0:
+            raise InvalidArgumentError("x_test: need at least one image")
+        for i in [index] if index is not None else []:
+            _check_index(i, n_test)
+        picks = list(range(min(_positive(n_outputs, "n_outputs"), n_test))) \
+            if indices is None else [_check_index(i, n_test) for i in indices]
+        if not picks:
+            raise InvalidArgumentError("indices: choose at least one test image")
+        first = index if index is not None else picks[0]
+        probs = labels = None
+        if "confusion" in chosen or "mistakes" in chosen:
+            probs = _predict(model, x)
+            labels = _labels(y_test, n_test, probs.shape[1], "y_test")
+    for name in FIGURES:
+        if name not in chosen:
+            continue
+        path = out / FIGURE_NAMES[name]
+        if name == "feature_maps":
+            written[name] = feature_maps_figure(model, x[first], layers, path)
+        elif name == "outputs":
+            y_arr = np.asarray(y_test)
+            written[name] = outputs_figure(model, x[picks], y_arr[picks], path)
+        elif name == "filters":
+            conv = _conv_layers(model)
+            if not conv:
+                raise InvalidArgumentError("the model has no convolution layer to draw")
+            written[name] = filters_figure(model, path, conv[0])
+        elif name == "curves":
+            written[name] = curves_figure(history, path)
+        elif name == "confusion":
+            assert probs is not None and labels is not None
+            written[name] = confusion_figure(_confusion_from_probs(probs, labels), path)
+        elif name == "mistakes":
+            assert probs is not None and labels is not None
+            data = _mistakes_from_probs(x, probs, labels, _positive(n_mistakes, "n_mistakes"))
+            written[name] = _save(_draw_mistakes(data, n_mistakes), path)
+        elif name == "padding":
+            written[name] = padding_figure(path)
+        elif name == "pooling":
+            written[name] = pooling_figure(path)
+    return written
+
+
+def _check_index(i: Any, n: int) -> int:
+    if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+        raise InvalidArgumentError(f"image index must be an int, got {i!r}")
+    if not 0 <= i < n:
+        raise InvalidArgumentError(f"image index {i} is out of range: the test set has {n} images")
+    return int(i)

@@ -1,0 +1,422 @@
+"""cnnlab.viz: every figure is a PNG of the documented size, drawing the model's own numbers."""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import cnnlab
+from cnnlab import viz
+from cnnlab.errors import DataFormatError, InvalidArgumentError, ShapeError
+from cnnlab.ops.padding import output_hw, resolve_padding
+from cnnlab.viz import cli as viz_cli
+from cnnlab.viz import figures as F
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+N_TEST = 300
+
+
+def _mnist() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    try:
+        from cnnlab.datasets import load_mnist
+    except ImportError:  # pragma: no cover - fallback while datasets is being written
+        import gzip
+
+        root = Path(cnnlab.__file__).parent / "datasets" / "data" / "mnist"
+
+        def read(name: str, header: int) -> np.ndarray:
+            with gzip.open(root / name, "rb") as f:
+                return np.frombuffer(f.read(), np.uint8, offset=header)
+
+        x = read("t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
+        y = read("t10k-labels-idx1-ubyte.gz", 8)
+        return (x[5000:], y[5000:]), (x[:5000], y[:5000])
+    return load_mnist()
+
+
+def _to_input(images: np.ndarray) -> np.ndarray:
+    """What cnnlab.datasets.to_model_input does (the figures scale uint8 images the same way)."""
+    try:
+        from cnnlab.datasets import to_model_input
+    except ImportError:  # pragma: no cover
+        return images.astype(np.float32)[..., None] * np.float32(1.0 / 255.0)
+    return to_model_input(images)
+
+
+@pytest.fixture(scope="module")
+def mnist() -> dict[str, np.ndarray]:
+    (x_train, y_train), (x_test, y_test) = _mnist()
+    return {"x_train": x_train[:2000], "y_train": y_train[:2000],
+            "x_test": x_test[:N_TEST], "y_test": y_test[:N_TEST]}
+
+
+@pytest.fixture(scope="module")
+def trained(mnist: dict[str, np.ndarray]) -> tuple[cnnlab.Sequential, cnnlab.History]:
+    model = cnnlab.Sequential(
+        [cnnlab.Conv2D(8, 3, activation="relu"), cnnlab.MaxPooling2D(2), cnnlab.Flatten(),
+         cnnlab.Dense(10), cnnlab.Activation("softmax")],
+        input_shape=(28, 28, 1), seed=0,
+    )
+    model.compile("adam")
+    history = model.fit(_to_input(mnist["x_train"]), mnist["y_train"], epochs=1, verbose=0,
+                        validation_data=(_to_input(mnist["x_test"][:100]),
+                                         mnist["y_test"][:100]))
+    return model, history
+
+
+@pytest.fixture(scope="module")
+def model(trained: tuple[cnnlab.Sequential, cnnlab.History]) -> cnnlab.Sequential:
+    return trained[0]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Check the PNG signature and return (width, height)."""
+    assert path.is_file()
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        assert im.format == "PNG"
+        return im.size
+
+
+def px(inches: float) -> int:
+    return round(inches * viz.DPI)
+
+
+def bar_heights(fig) -> list[np.ndarray]:
+    return [np.array([p.get_height() for p in ax.patches]) for ax in fig.axes if ax.patches]
+
+
+# --------------------------------------------------------------------------- feature maps
+def test_feature_maps_figure_draws_model_feature_maps(model, mnist, tmp_path: Path) -> None:
+    image = mnist["x_test"][0]
+    path = viz.feature_maps_figure(model, image, path=tmp_path / "fm.png")
+    assert path == tmp_path / "fm.png"
+    assert png_size(path) == (px(2.4 + 3.8 * 2), px(4.4))
+
+    expected = dict(model.feature_maps(_to_input(image[None])))
+    data = viz.feature_maps_data(model, image)
+    assert list(data) == ["conv2d", "max_pooling2d"]
+    for name, maps in data.items():
+        np.testing.assert_array_equal(maps, expected[name][0])
+
+    fig, _ = F._build_feature_maps(model, image, ("conv2d", "max_pooling2d"))
+    subfigs = fig.subfigs
+    np.testing.assert_allclose(subfigs[0].axes[0].images[0].get_array(), image / 255.0,
+                               rtol=1e-6)
+    for sub, name in zip(subfigs[1:], data, strict=True):
+        drawn = [ax.images[0].get_array() for ax in sub.axes if ax.images]
+        assert len(drawn) == expected[name].shape[-1]
+        for c, arr in enumerate(drawn):
+            np.testing.assert_array_equal(np.asarray(arr), expected[name][0, :, :, c])
+
+
+def test_feature_maps_one_layer_and_input_forms(model, mnist, tmp_path: Path) -> None:
+    image = mnist["x_test"][1]
+    path = viz.feature_maps_figure(model, _to_input(image[None]), "max_pooling2d",
+                                   tmp_path / "one.png")
+    assert png_size(path) == (px(2.4 + 3.8), px(4.4))
+    a = viz.feature_maps_data(model, image, ["conv2d"])["conv2d"]
+    b = viz.feature_maps_data(model, _to_input(image[None])[0], ["conv2d"])["conv2d"]
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("layers", ["dense", "nope", ["conv2d", "flatten"], []])
+def test_feature_maps_bad_layer_names_valid_choices(model, mnist, layers) -> None:
+    with pytest.raises(InvalidArgumentError) as e:
+        viz.feature_maps_data(model, mnist["x_test"][0], layers)
+    assert "conv2d" in str(e.value) and "max_pooling2d" in str(e.value)
+
+
+@pytest.mark.parametrize("shape", [(27, 28), (28, 28, 3), (2, 28, 28), (784,)])
+def test_feature_maps_bad_image_shape(model, shape, tmp_path: Path) -> None:
+    with pytest.raises(ShapeError):
+        viz.feature_maps_figure(model, np.zeros(shape, np.float32), path=tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+# --------------------------------------------------------------------------- outputs
+def test_outputs_bars_equal_predict(model, mnist, tmp_path: Path) -> None:
+    x, y = mnist["x_test"][:5], mnist["y_test"][:5]
+    path = viz.outputs_figure(model, x, y, tmp_path / "outputs.png")
+    assert png_size(path) == (px(5.6 * 2), px(2.0 * 3))
+
+    probs = model.predict(_to_input(x))
+    data = viz.outputs_data(model, x, y)
+    np.testing.assert_array_equal(data["probabilities"], probs)
+    np.testing.assert_array_equal(data["predicted"], probs.argmax(axis=1))
+
+    fig, _ = F._build_outputs(model, x, y, columns=2)
+    heights = bar_heights(fig)
+    assert len(heights) == 5
+    for i, h in enumerate(heights):
+        np.testing.assert_allclose(h, probs[i], rtol=1e-6)
+    bar_axes = [ax for ax in fig.axes if ax.patches]
+    for i, ax in enumerate(bar_axes):
+        colors = [tuple(p.get_facecolor()) for p in ax.patches]
+        pred = int(probs[i].argmax())
+        assert sum(c == colors[pred] for c in colors) == 1  # only the predicted bar stands out
+        title = ax.get_title()
+        assert f"predicted {pred}" in title and f"true {y[i]}" in title
+
+
+def test_outputs_one_column_one_hot_labels(model, mnist, tmp_path: Path) -> None:
+    x, y = mnist["x_test"][:3], mnist["y_test"][:3]
+    path = viz.outputs_figure(model, _to_input(x), np.eye(10)[y], tmp_path / "o.png",
+                              columns=1)
+    assert png_size(path) == (px(5.6), px(2.0 * 3))
+    with pytest.raises(ShapeError):
+        viz.outputs_figure(model, x, y[:2], tmp_path / "bad.png")
+    with pytest.raises(ShapeError):
+        viz.outputs_figure(model, np.zeros((3, 28, 27)), None, tmp_path / "bad.png")
+
+
+# --------------------------------------------------------------------------- filters
+def test_filters_figure_draws_the_kernel(model, tmp_path: Path) -> None:
+    path = viz.filters_figure(model, tmp_path / "filters.png")
+    assert png_size(path) == (px(1.1 * 8 + 0.9), px(1.25 * 1 + 0.7))
+    kernel = model.get_layer("conv2d").kernel
+    data = viz.filters_data(model)
+    np.testing.assert_array_equal(data["kernel"], kernel)
+    assert data["kernel"].shape == (3, 3, 1, 8)
+
+    fig, _ = F._build_filters(model, "conv2d", 32, 3)
+    drawn = [np.asarray(ax.images[0].get_array()) for ax in fig.axes if ax.images
+             and ax.get_title().startswith("filter")]
+    assert len(drawn) == 8
+    for f, arr in enumerate(drawn):
+        np.testing.assert_array_equal(arr, kernel[:, :, 0, f])
+    with pytest.raises(InvalidArgumentError, match="conv2d"):
+        viz.filters_figure(model, tmp_path / "f.png", layer="max_pooling2d")
+
+
+def test_filters_of_a_deeper_layer_are_capped(tmp_path: Path) -> None:
+    seed = cnnlab.seed_model(seed=0)  # conv2d_1: 3x3 kernels, 16 inputs, 128 filters
+    path = viz.filters_figure(seed, tmp_path / "f1.png", layer="conv2d_1", max_filters=4,
+                              max_channels=2)
+    assert png_size(path) == (px(1.1 * 4 + 0.9), px(1.25 * 2 + 0.7))
+
+
+# --------------------------------------------------------------------------- curves
+def test_curves_from_history_dict_json_csv(trained, tmp_path: Path) -> None:
+    _, history = trained
+    hist = {"loss": [0.9, 0.4, 0.2], "accuracy": [0.7, 0.88, 0.93],
+            "val_loss": [0.5, 0.3, 0.25], "val_accuracy": [0.85, 0.9, 0.92], "time": [1, 2, 3]}
+    (tmp_path / "h.json").write_text(json.dumps(hist))
+    rows = ["epoch,loss,accuracy,val_loss,val_accuracy"] + [
+        f"{i + 1},{hist['loss'][i]},{hist['accuracy'][i]},{hist['val_loss'][i]},"
+        f"{hist['val_accuracy'][i]}" for i in range(3)]
+    (tmp_path / "h.csv").write_text("\n".join(rows) + "\n")
+    expected = {k: v for k, v in hist.items() if k != "time"}
+    for source in (hist, tmp_path / "h.json", str(tmp_path / "h.csv")):
+        assert viz.load_history(source) == expected
+    path = viz.curves_figure(tmp_path / "h.csv", tmp_path / "curves.png")
+    assert png_size(path) == (px(11.0), px(4.2))
+
+    fig, _ = F._build_curves(hist)
+    loss_ax, acc_ax = fig.axes
+    assert [list(line.get_ydata()) for line in loss_ax.lines] == [hist["loss"], hist["val_loss"]]
+    assert [list(line.get_xdata()) for line in acc_ax.lines] == [[1, 2, 3]] * 2
+
+    # a real History object from fit()
+    assert viz.load_history(history) == {k: v for k, v in history.history.items()
+                                         if k != "time"}
+    assert png_size(viz.curves_figure(history, tmp_path / "c2.png")) == (px(11.0), px(4.2))
+
+
+def test_curves_bad_history(tmp_path: Path) -> None:
+    with pytest.raises(DataFormatError):
+        viz.load_history(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(DataFormatError):
+        viz.load_history(tmp_path / "bad.json")
+    with pytest.raises(InvalidArgumentError):
+        viz.load_history({"time": [1.0]})
+    with pytest.raises(InvalidArgumentError):
+        viz.load_history({"loss": [1.0, 0.5], "val_loss": [1.0]})
+    with pytest.raises(InvalidArgumentError):
+        viz.load_history({"loss": ["a"]})
+
+
+# --------------------------------------------------------------------------- confusion
+def test_confusion_matrix_matches_evaluate(model, mnist, tmp_path: Path) -> None:
+    x, y = mnist["x_test"], mnist["y_test"]
+    m = viz.confusion_matrix(model, x, y)
+    assert m.shape == (10, 10) and m.dtype.kind == "i"
+    assert m.sum() == len(x)
+    _, acc = model.evaluate(_to_input(x), y)
+    assert np.trace(m) == round(acc * len(x))
+    np.testing.assert_array_equal(m.sum(axis=1), np.bincount(y, minlength=10))
+    pred = model.predict(_to_input(x)).argmax(axis=1)
+    np.testing.assert_array_equal(m.sum(axis=0), np.bincount(pred, minlength=10))
+
+    path = viz.confusion_figure(m, tmp_path / "cm.png")
+    assert png_size(path) == (px(7.0), px(6.2))
+    fig = F._build_confusion(m, None)
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert {str(v) for v in np.diag(m)} <= texts
+
+    with pytest.raises(ShapeError):
+        viz.confusion_figure(np.zeros((3, 4), int), tmp_path / "x.png")
+    with pytest.raises(InvalidArgumentError):
+        viz.confusion_figure(-np.ones((3, 3), int), tmp_path / "x.png")
+    with pytest.raises(ShapeError):
+        viz.confusion_matrix(model, x, y[:-1])
+
+
+# --------------------------------------------------------------------------- mistakes
+def test_mistakes_are_the_most_confident_errors(model, mnist, tmp_path: Path) -> None:
+    x, y = mnist["x_test"], mnist["y_test"]
+    probs = model.predict(_to_input(x))
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != y)
+    data = viz.mistakes_data(model, x, y, n=8)
+    assert int(data["mistakes"]) == len(wrong)
+    assert len(data["indices"]) == min(8, len(wrong))
+    assert set(data["indices"]) <= set(wrong)
+    np.testing.assert_array_equal(data["predicted"], pred[data["indices"]])
+    np.testing.assert_array_equal(data["labels"], y[data["indices"]])
+    conf = probs[data["indices"], data["predicted"]]
+    np.testing.assert_allclose(data["probability"], conf)
+    assert np.all(np.diff(conf) <= 0)
+    if len(wrong) > 8:
+        rest = np.setdiff1d(wrong, data["indices"])
+        assert probs[rest, pred[rest]].max() <= conf.min()
+
+    path = viz.mistakes_figure(model, x, y, tmp_path / "mistakes.png", n=5)
+    assert png_size(path) == (px(1.5 * 5), px(1.85 + 0.5))
+
+
+# --------------------------------------------------------------------------- padding/pooling
+def test_padding_figure_sizes_come_from_resolve_padding(tmp_path: Path) -> None:
+    data = viz.padding_data()
+    expected = {"valid": (3, 1, 5), "same": (5, 3, 7), "full": (7, 5, 9)}
+    x = np.arange(1, 26, dtype=np.float64).reshape(5, 5)
+    for mode, (out, _, padded) in expected.items():
+        d = data[mode]
+        pads = resolve_padding(mode, (3, 3), (1, 1), (5, 5))
+        assert d["pads"] == pads
+        assert d["output"].shape == (out, out) == output_hw((5, 5), (3, 3), (1, 1), pads)
+        assert d["padded"].shape == (padded, padded)
+        assert d["is_padding"].sum() == padded * padded - 25
+        assert np.all(d["padded"][d["is_padding"]] == 0)
+        np.testing.assert_array_equal(d["padded"][~d["is_padding"]].reshape(5, 5), x)
+        win = np.lib.stride_tricks.sliding_window_view(d["padded"], (3, 3))
+        np.testing.assert_allclose(d["output"], win.sum(axis=(2, 3)))
+    path = viz.padding_figure(tmp_path / "padding.png")
+    assert png_size(path) == (px(13.0), px(8.6))
+
+
+def test_pooling_figure_values(tmp_path: Path) -> None:
+    data = viz.pooling_data()
+    np.testing.assert_array_equal(data["max"], [[6, 5], [8, 4]])
+    np.testing.assert_allclose(data["average"], [[3.5, 2.0], [3.5, 1.75]])
+    fig, _ = F._build_pooling(None, 2)
+    assert sorted(t.get_text() for t in fig.axes[1].texts) == ["4", "5", "6", "8"]
+    assert sorted(t.get_text() for t in fig.axes[2].texts) == ["1.75", "2", "3.5", "3.5"]
+    path = viz.pooling_figure(tmp_path / "pooling.png")
+    assert png_size(path) == (px(11.0), px(4.4))
+    with pytest.raises(ShapeError):
+        viz.pooling_data(np.zeros((2, 2, 2)))
+
+
+def test_figures_are_thread_safe_and_deterministic(tmp_path: Path) -> None:
+    paths = [tmp_path / f"p{i}.png" for i in range(4)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda p: viz.pooling_figure(p), paths))
+    blobs = {p.read_bytes() for p in paths}
+    assert len(blobs) == 1
+
+
+def test_no_pyplot_no_backend_change(tmp_path: Path) -> None:
+    # (matplotlib.get_backend() itself imports pyplot: read the raw rcParams entry instead)
+    code = (
+        "import matplotlib, sys; raw = lambda: dict.__getitem__(matplotlib.rcParams, 'backend'); "
+        "before = raw(); import cnnlab.viz as v; "
+        f"v.pooling_figure({str(tmp_path / 'p.png')!r}); "
+        "print('matplotlib.pyplot' in sys.modules, raw() == before)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.split() == ["False", "True"]
+
+
+# --------------------------------------------------------------------------- make_all, CLI
+def test_make_all_writes_standard_names(trained, mnist, tmp_path: Path) -> None:
+    model, history = trained
+    out = tmp_path / "all"
+    written = viz.make_all(model, out, mnist["x_test"][:100], mnist["y_test"][:100],
+                           indices=[0, 1, 2])
+    # without a history there is no curves figure; with one, it is written too
+    assert list(written) == [name for name in viz.FIGURES if name != "curves"]
+    assert not (out / "curves.png").exists()
+    written.update(viz.make_all(model, out, mnist["x_test"][:100], mnist["y_test"][:100],
+                                history, which=["curves"]))
+    assert set(written) == set(viz.FIGURES)
+    for name, path in written.items():
+        assert path == out / viz.FIGURE_NAMES[name]
+        png_size(path)
+    assert png_size(written["outputs"]) == (px(5.6 * 2), px(2.0 * 2))
+    assert png_size(written["mistakes"]) == (px(1.5 * 8), px(1.85 * 2 + 0.5))
+    with pytest.raises(InvalidArgumentError):
+        viz.make_all(model, tmp_path, mnist["x_test"][:5], mnist["y_test"][:5], which=["curves"])
+    with pytest.raises(InvalidArgumentError):
+        viz.make_all(model, tmp_path, mnist["x_test"][:5], mnist["y_test"][:5], indices=[5])
+    with pytest.raises(InvalidArgumentError, match="unknown figure"):
+        viz.make_all(model, tmp_path, mnist["x_test"][:5], mnist["y_test"][:5], which=["x"])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnnlab")
+    viz_cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_cli_visualize(trained, tmp_path: Path, capsys) -> None:
+    model, history = trained
+    run_dir = tmp_path / "run"
+    model.save(run_dir / "model.safetensors")
+    (run_dir / "history.json").write_text(json.dumps(history.history))
+    out = tmp_path / "figs"
+    args = _parser().parse_args(
+        ["visualize", str(run_dir / "model.safetensors"), "--out", str(out), "--index", "4", "7",
+         "--which", "outputs", "feature_maps", "curves", "--layers", "conv2d"])
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out.split()
+    names = ["feature_maps.png", "outputs.png", "curves.png"]
+    assert printed == [str(out / n) for n in names]
+    assert png_size(out / "outputs.png") == (px(5.6 * 2), px(2.0))
+    assert png_size(out / "feature_maps.png") == (px(2.4 + 3.8), px(4.4))
+
+    args = _parser().parse_args(["visualize", str(run_dir / "model.safetensors"), "--out",
+                                 str(out), "--layers", "dense", "--which", "feature_maps"])
+    with pytest.raises(InvalidArgumentError, match="max_pooling2d"):
+        args.func(args)
+    args = _parser().parse_args(["visualize", "--which", "curves", "--out", str(out)])
+    with pytest.raises(InvalidArgumentError, match="--history"):
+        args.func(args)
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["visualize", "--which", "bogus"])
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["visualize", "--images", "0"])
+
+
+def test_cli_without_model_draws_diagrams(tmp_path: Path, capsys) -> None:
+    args = _parser().parse_args(["visualize", "--which", "pooling", "--out", str(tmp_path)])
+    assert args.func(args) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "pooling.png")]
+
+
+def test_sizes_are_documented_formulas() -> None:
+    rows, cols, w, h = F._mistakes_size(16)
+    assert (rows, cols) == (2, 8) and (w, h) == (1.5 * 8, 1.85 * 2 + 0.5)
+    assert F._grid(16) == (4, 4) and F._grid(8) == (3, 3) and F._grid(128) == (11, 12)
