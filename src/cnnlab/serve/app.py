@@ -1,0 +1,614 @@
+"""The browser demo's web application: a JSON API around a model, and the page.
+
+:func:`create_app` wraps any built :class:`~cnnlab.Sequential` whose input is a
+28x28 grayscale image (``input_shape`` ``(28, 28, 1)``) in a FastAPI app:
+
+``GET /``
+    The drawing page (``static/index.html``; no external resources).
+``GET /api/model``
+    :class:`ModelInfo`: name, shapes, parameter count, the layer list, the
+    Keras-style summary, and which layers have feature maps shown.
+``POST /api/predict``
+    :class:`PredictRequest` -> :class:`Prediction`. Give exactly one of
+    ``image`` (a base64 ``data:image/png;base64,...`` URL, or bare base64, of a
+    PNG/JPEG/GIF/BMP/WebP at most 2000x2000 pixels) or ``pixels`` (an HxW list
+    of rows of numbers in [0, 255], H and W at most 2000). With ``prepare``
+    true (the default) the picture is prepared as MNIST's digits were by
+    :func:`cnnlab.preprocess.prepare_image` / :func:`~cnnlab.preprocess.prepare_array`,
+    the code ``cnnlab predict`` uses; with ``prepare`` false, ``pixels`` must
+    already be a 28x28 MNIST-style image (white digit on black) and is only
+    divided by 255.
+``GET /api/random-test-image[?index=N]``
+    :class:`RandomTestImage`: an MNIST test image (random, or number ``N``),
+    its true label, and the model's prediction for it as it is (MNIST's
+    images are already prepared).
+
+Every response to a bad request is a 4xx with a JSON body ``{"detail": "..."}``
+(a human-readable message; schema errors add ``errors``, a list of
+``{"loc", "msg", "type"}``): 400 malformed data (invalid JSON, bad base64, not an image),
+413 too large (body over 2 MB, image over 2000x2000), 415 a body that is not
+JSON, 422 a request that does not fit the schema, or a picture without a digit
+(``"no digit found"``).
+
+The model is shared by FastAPI's worker threads; its layers keep per-call
+state (caches, shapes), so every forward pass runs under one lock. Decoding and
+preparing images run outside it, in parallel.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import random
+import re
+import threading
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cnnlab.errors import CnnlabError, DataFormatError, InvalidArgumentError
+from cnnlab.layers import AveragePooling2D, Conv2D, MaxPooling2D
+from cnnlab.preprocess import prepare_array, prepare_image
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_IMAGE_SIDE",
+    "FeatureMap",
+    "LayerInfo",
+    "ModelInfo",
+    "PredictRequest",
+    "Prediction",
+    "RandomTestImage",
+    "create_app",
+    "small_model",
+]
+
+#: Largest request body accepted, in bytes (413 beyond).
+MAX_BODY_BYTES = 2 * 1024 * 1024
+#: Largest image side accepted, in pixels, for ``image`` and ``pixels`` (413 beyond).
+MAX_IMAGE_SIDE = 2000
+#: Image formats ``image`` may hold.
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
+#: Layer types whose outputs are returned as feature maps.
+MAP_LAYERS = (Conv2D, MaxPooling2D, AveragePooling2D)
+
+STATIC_DIR = Path(__file__).parent / "static"
+_DATA_URL = re.compile(r"data:image/[a-z0-9.+-]+;base64", re.IGNORECASE)
+
+Pixel = Annotated[float, Field(strict=True, ge=0, le=255, allow_inf_nan=False)]
+
+
+# ----------------------------------------------------------------------------- schemas
+
+
+class PredictRequest(BaseModel):
+    """A picture of one digit: exactly one of ``image`` and ``pixels``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"image": "data:image/png;base64,iVBORw0KGgo..."},
+                {"pixels": [[0, 0, 255], [0, 255, 0], [0, 255, 0]]},
+            ]
+        },
+    )
+
+    image: str | None = Field(
+        None,
+        description=(
+            "A PNG (or JPEG, GIF, BMP, WebP) as a data URL 'data:image/png;base64,...' or "
+            f"bare base64; at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels. Any size, "
+            "colour mode and polarity: it is prepared as MNIST's digits were."
+        ),
+    )
+    pixels: list[list[Pixel]] | None = Field(
+        None,
+        description=(
+            "A grayscale image as H rows of W numbers in [0, 255] (H, W at most "
+            f"{MAX_IMAGE_SIDE}). Light-on-dark or dark-on-light."
+        ),
+    )
+    prepare: bool = Field(
+        True,
+        description=(
+            "Prepare the picture as MNIST's digits were (crop, fit in 20x20, centre by mass "
+            "in 28x28), as `cnnlab predict` does. false: `pixels` is already a 28x28 "
+            "MNIST-style image (white digit on black) and is only scaled to [0, 1]."
+        ),
+    )
+    include_maps: bool = Field(
+        True, description="Return the feature maps of the convolution and pooling layers."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PredictRequest:
+        if (self.image is None) == (self.pixels is None):
+            raise ValueError("give exactly one of 'image' and 'pixels'")
+        if self.pixels is not None:
+            rows = self.pixels
+            if not rows or not rows[0]:
+                raise ValueError("'pixels' is empty: expected H rows of W numbers")
+            width = len(rows[0])
+            ragged = next((i for i, r in enumerate(rows) if len(r) != width), None)
+            if ragged is not None:
+                raise ValueError(
+                    f"'pixels' rows differ in length: row 0 has {width} values, "
+                    f"row {ragged} has {len(rows[ragged])}"
+                )
+        if not self.prepare and self.image is not None:
+            raise ValueError("'prepare': false needs 'pixels' (a 28x28 image), not 'image'")
+        return self
+
+
+class FeatureMap(BaseModel):
+    """The output of one convolution or pooling layer for the input image."""
+
+    layer: str = Field(description="The layer's name, e.g. 'conv2d'.")
+    type: str = Field(description="The layer's type, e.g. 'Conv2D' or 'MaxPooling2D'.")
+    shape: list[int] = Field(description="[H, W, C]: C maps of H x W.")
+    image: str = Field(
+        description=(
+            "A grayscale PNG data URL, W wide and C*H high: map c is the H rows starting at "
+            "row c*H. Each map is scaled on its own: black = min(0, lo), white = hi."
+        )
+    )
+    min: list[float] = Field(description="Per map: its smallest value (lo).")
+    max: list[float] = Field(description="Per map: its largest value (hi).")
+
+
+class Prediction(BaseModel):
+    """The model's answer for one image."""
+
+    prediction: int = Field(description="The most probable class.")
+    probabilities: list[float] = Field(description="One probability per class; they sum to 1.")
+    input: list[list[float]] = Field(
+        description="The 28x28 image the model saw, values in [0, 1] (white digit on black)."
+    )
+    feature_maps: list[FeatureMap] = Field(
+        description="One entry per Conv2D and pooling layer, in order (empty if not asked)."
+    )
+
+
+class RandomTestImage(Prediction):
+    """An MNIST test image, its label, and the model's prediction for it."""
+
+    index: int = Field(description="Its index in the MNIST test set.")
+    label: int = Field(description="Its true class.")
+    image: str = Field(description="The 28x28 test image as a grayscale PNG data URL.")
+
+
+class LayerInfo(BaseModel):
+    """One layer of the model."""
+
+    name: str
+    type: str
+    output_shape: list[int]
+    params: int
+    feature_maps: bool = Field(description="Whether /api/predict returns its feature maps.")
+
+
+class ModelInfo(BaseModel):
+    """What the server runs."""
+
+    name: str
+    source: str | None = Field(description="The model file, if loaded from one.")
+    input_shape: list[int]
+    output_shape: list[int]
+    num_classes: int
+    params: int
+    layers: list[LayerInfo]
+    summary: str = Field(description="Keras-style summary table.")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx answer."""
+
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class ApiError(Exception):
+    """A request the API refuses: ``status`` and a message for the client."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+# ---------------------------------------------------------------------- body size limit
+
+
+class BodySizeLimit:
+    """ASGI middleware: answer 413 to any request whose body exceeds ``max_bytes``.
+
+    Checks ``Content-Length`` first, then counts the bytes actually received
+    (chunked uploads have no length), buffering at most ``max_bytes``.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                await self._reply(send, 400, "invalid Content-Length header")
+                return
+            if declared > self.max_bytes:
+                await self._too_large(send)
+                return
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await self._too_large(send)
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send) -> None:
+        await self._reply(
+            send, 413, f"request body too large: at most {self.max_bytes} bytes are accepted"
+        )
+
+    @staticmethod
+    async def _reply(send: Send, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        await send({
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        })
+        await send({"type": "http.response.body", "body": body})
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def png_data_url(gray: np.ndarray) -> str:
+    """A 2-D uint8 array as a grayscale PNG data URL."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(gray, dtype=np.uint8), mode="L").save(
+        buf, format="PNG", compress_level=1
+    )
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def decode_image_field(text: str) -> bytes:
+    """The bytes of a base64 data URL (or bare base64), or :class:`ApiError` 400."""
+    text = text.strip()
+    if text.startswith("data:"):
+        header, comma, payload = text.partition(",")
+        if not comma or not _DATA_URL.fullmatch(header):
+            raise ApiError(
+                400, "'image' must be a base64 data URL such as 'data:image/png;base64,...'"
+            )
+    else:
+        payload = text
+    payload = "".join(payload.split())
+    if not payload:
+        raise ApiError(400, "'image' holds no data")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, "'image' is not valid base64") from None
+    if not data:
+        raise ApiError(400, "'image' holds no data")
+    return data
+
+
+def check_image_bytes(data: bytes) -> None:
+    """Refuse non-images (400) and images over the size limit (413) before decoding."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
+                width, height = img.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ApiError(
+            413, f"image too large: at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels"
+        ) from None
+    except Exception:  # Pillow raises many types on junk
+        raise ApiError(
+            400, "'image' is not an image Pillow can read (" + ", ".join(IMAGE_FORMATS) + ")"
+        ) from None
+    if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
+        raise ApiError(
+            413,
+            f"image too large: {width}x{height} pixels, at most "
+            f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}",
+        )
+
+
+def prepared_input(req: PredictRequest, frame: tuple[int, int]) -> np.ndarray:
+    """The model's 2-D input for a validated request (float32 in [0, 1]), or ApiError."""
+    try:
+        if req.image is not None:
+            data = decode_image_field(req.image)
+            check_image_bytes(data)
+            return prepare_image(data)
+        arr = np.asarray(req.pixels, dtype=np.float64)
+        h, w = arr.shape
+        if not req.prepare:
+            if (h, w) != frame:
+                raise ApiError(
+                    422,
+                    f"'prepare': false needs a {frame[0]}x{frame[1]} 'pixels' image, "
+                    f"got {h}x{w}",
+                )
+            return (arr / 255.0).astype(np.float32)
+        if h > MAX_IMAGE_SIDE or w > MAX_IMAGE_SIDE:
+            raise ApiError(
+                413, f"'pixels' too large: {h}x{w}, at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}"
+            )
+        # Values in [0, 255]; as floats in [0, 1] prepare_array never guesses the range.
+        return prepare_array(arr / 255.0)
+    except DataFormatError as e:
+        message = str(e)
+        if "no digit found" in message:
+            raise ApiError(422, "no digit found: the picture is blank") from None
+        raise ApiError(400, message.replace("<bytes>: ", "'image': ")) from None
+    except CnnlabError as e:
+        raise ApiError(422, str(e).replace("array: ", "'pixels': ")) from None
+
+
+def is_map_layer(layer: Any) -> bool:
+    """Whether ``layer``'s output is shown as feature maps (convolution or pooling)."""
+    return isinstance(layer, MAP_LAYERS)
+
+
+def encode_maps(layer: Any, out: np.ndarray) -> FeatureMap:
+    """One layer's output ``(1, H, W, C)`` as a vertical strip of C grayscale tiles."""
+    maps = np.moveaxis(np.asarray(out[0], dtype=np.float64), -1, 0)  # (C, H, W)
+    c, h, w = maps.shape
+    lo = maps.min(axis=(1, 2))
+    hi = maps.max(axis=(1, 2))
+    base = np.minimum(lo, 0.0)
+    span = hi - base
+    scale = np.divide(255.0, span, out=np.zeros_like(span), where=span > 0)
+    tiles = np.clip((maps - base[:, None, None]) * scale[:, None, None], 0, 255)
+    strip = np.rint(tiles).astype(np.uint8).reshape(c * h, w)
+    return FeatureMap(
+        layer=str(layer.name),
+        type=layer.kind,
+        shape=[h, w, c],
+        image=png_data_url(strip),
+        min=[round(float(v), 6) for v in lo],
+        max=[round(float(v), 6) for v in hi],
+    )
+
+
+def validation_message(errors: list[dict[str, Any]]) -> str:
+    """One line from pydantic's errors: ``"body.pixels.0.3: Input should be ..."``."""
+    parts = []
+    for err in errors[:3]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        kind = err.get("type")
+        if kind == "json_invalid":
+            loc, msg = "", "the body is not valid JSON"
+            if err.get("ctx", {}).get("error"):
+                msg += f" ({err['ctx']['error']})"
+        elif kind in ("model_attributes_type", "dict_type") and not loc:
+            msg = "the body must be a JSON object with 'image' or 'pixels'"
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    return "; ".join(parts) + more
+
+
+def small_model(n_train: int = 2000, epochs: int = 1, seed: int = 0) -> Any:
+    """A small CNN trained in seconds on MNIST: for tests, benchmarks and a model-less demo.
+
+    ``Conv2D(8, 3, relu) -> MaxPooling2D(2) -> Flatten -> Dense(10) -> softmax``,
+    trained with Adam on the first ``n_train`` training images (about 75 %
+    accuracy for 2,000 images and one epoch, 87 % for 10,000).
+    """
+    from cnnlab.datasets import load_mnist, to_model_input
+    from cnnlab.layers import Activation, Dense, Flatten
+    from cnnlab.model import Sequential
+
+    (x_train, y_train), _ = load_mnist()
+    model = Sequential(
+        [Conv2D(8, 3, activation="relu"), MaxPooling2D(2), Flatten(), Dense(10),
+         Activation("softmax")],
+        input_shape=(28, 28, 1),
+        name="small_cnn",
+        seed=seed,
+    )
+    model.compile("adam")
+    model.fit(to_model_input(x_train[:n_train]), y_train[:n_train], epochs=epochs, verbose=0)
+    return model
+
+
+# --------------------------------------------------------------------------------- app
+
+
+def create_app(model: Any, source: str | None = None) -> FastAPI:
+    """The demo's FastAPI application around ``model``.
+
+    Args:
+        model: a built :class:`~cnnlab.Sequential` taking ``(28, 28, 1)`` images
+            (``(28, 28)`` also works) and returning class probabilities.
+        source: where the model came from (shown by ``/api/model``).
+
+    Raises:
+        InvalidArgumentError: the model is not built or does not take 28x28 images.
+    """
+    shape = tuple(getattr(model, "input_shape", None) or ())
+    if shape not in ((28, 28, 1), (28, 28)):
+        raise InvalidArgumentError(
+            f"the demo needs a model taking 28x28 grayscale images, input_shape (28, 28, 1); "
+            f"this one takes {shape or 'nothing (not built)'}"
+        )
+    frame = (28, 28)
+    lock = threading.Lock()
+    rng = random.Random()
+    test_set: dict[str, np.ndarray] = {}
+
+    app = FastAPI(
+        title="cnnlab demo",
+        version="1",
+        description=(
+            "Draw a digit, see what a convolutional network makes of it: class "
+            "probabilities and the feature maps of every convolution and pooling layer. "
+            f"Bodies up to {MAX_BODY_BYTES} bytes, images up to "
+            f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels. Errors are 4xx with a JSON "
+            "'detail' message."
+        ),
+    )
+    app.state.model = model
+    app.state.lock = lock
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    errors_doc: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse} for code in (400, 413, 415, 422)
+    }
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        raw = list(exc.errors())
+        content_type = request.headers.get("content-type", "")
+        if request.method == "POST" and "json" not in content_type.lower():
+            got = f"got {content_type[:100]!r}" if content_type else "got none"
+            return JSONResponse(
+                {"detail": f"the body must be JSON (Content-Type: application/json), {got}"},
+                status_code=415,
+            )
+        status = 400 if any(e.get("type") == "json_invalid" for e in raw) else 422
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())],
+             "msg": str(e.get("msg", "")).removeprefix("Value error, "),
+             "type": str(e.get("type", ""))}
+            for e in raw[:20]
+        ]
+        return JSONResponse(
+            {"detail": validation_message(raw) or "invalid request", "errors": errors},
+            status_code=status,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"internal error: {type(exc).__name__}"}, status_code=500
+        )
+
+    def run_model(x: np.ndarray, include_maps: bool) -> dict[str, Any]:
+        batch = x[None, :, :, None] if len(shape) == 3 else x[None]
+        with lock:
+            outputs = model.feature_maps(batch)
+        probs = np.asarray(outputs[-1][1], dtype=np.float64).reshape(-1)
+        maps = []
+        if include_maps:
+            maps = [encode_maps(layer, out) for layer, (_, out)
+                    in zip(model.layers, outputs, strict=True) if is_map_layer(layer)]
+        return {
+            "prediction": int(np.argmax(probs)),
+            "probabilities": [float(p) for p in probs],
+            "input": np.round(x.astype(np.float64), 4).tolist(),
+            "feature_maps": maps,
+        }
+
+    def load_test_set() -> tuple[np.ndarray, np.ndarray]:
+        if not test_set:
+            from cnnlab.datasets import load_mnist
+
+            _, (x_test, y_test) = load_mnist()
+            test_set["x"], test_set["y"] = x_test, y_test
+        return test_set["x"], test_set["y"]
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/api/model", response_model=ModelInfo, tags=["model"])
+    def model_info() -> ModelInfo:
+        """The model: shapes, parameters, layers, summary."""
+        return ModelInfo(
+            name=str(model.name),
+            source=source,
+            input_shape=list(model.input_shape),
+            output_shape=list(model.output_shape),
+            num_classes=int(np.prod(model.output_shape)),
+            params=int(model.count_params()),
+            layers=[
+                LayerInfo(name=str(la.name), type=la.kind, output_shape=list(la.output_shape),
+                          params=int(la.count_params()), feature_maps=is_map_layer(la))
+                for la in model.layers
+            ],
+            summary=model.summary(print_fn=None),
+        )
+
+    @app.post("/api/predict", response_model=Prediction, responses=errors_doc,
+              tags=["predict"])
+    def predict(req: PredictRequest) -> dict[str, Any]:
+        """Classify one picture of a digit; return probabilities and feature maps."""
+        x = prepared_input(req, frame)
+        return run_model(x, req.include_maps)
+
+    @app.get("/api/random-test-image", response_model=RandomTestImage, responses=errors_doc,
+             tags=["predict"])
+    def random_test_image(
+        index: Annotated[int | None, Query(ge=0, description="A test-set index.")] = None,
+        include_maps: bool = True,
+    ) -> dict[str, Any]:
+        """An MNIST test image (random unless ``index`` is given), its label and prediction."""
+        x_test, y_test = load_test_set()
+        if index is None:
+            index = rng.randrange(len(x_test))
+        elif index >= len(x_test):
+            raise ApiError(422, f"index {index} is out of range: the test set has "
+                                f"{len(x_test)} images (0..{len(x_test) - 1})")
+        raw = x_test[index]
+        x = raw.astype(np.float32) * np.float32(1.0 / 255.0)  # as to_model_input
+        result = run_model(x, include_maps)
+        result.update(index=int(index), label=int(y_test[index]), image=png_data_url(raw))
+        return result
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
