@@ -193,11 +193,14 @@ class Sequential:
         expected = sum(len(layer.weights) for layer in self.layers)
         if len(weights) != expected:
             raise InvalidArgumentError(f"expected {expected} weight arrays, got {len(weights)}")
-        i = 0
-        for layer in self.layers:
+        chunks, i = [], 0
+        for layer in self.layers:  # check every layer before changing any
             n = len(layer.weights)
-            layer.set_weights(weights[i : i + n])
+            chunks.append(weights[i : i + n])
+            layer.check_weights(chunks[-1])
             i += n
+        for layer, chunk in zip(self.layers, chunks, strict=True):
+            layer.set_weights(chunk)
 
     def get_config(self) -> dict[str, Any]:
         """The architecture as JSON-ready data (what model files store)."""
@@ -322,7 +325,9 @@ class Sequential:
         return x
 
     def _loss_and_grad(self, out: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        if self._fused_softmax:
+        """Loss and its gradient w.r.t. ``out``: logits when the final softmax is folded
+        into the loss (a separate ``Activation('softmax')``), probabilities otherwise."""
+        if self._uses_logits():
             return softmax_cross_entropy(out, y)
         return categorical_cross_entropy(out, y)
 
@@ -372,6 +377,7 @@ class Sequential:
 
     def predict(self, x: Any, batch_size: int = 1000) -> np.ndarray:
         """Class probabilities (the last layer's outputs), batch by batch."""
+        _check_batch_size(batch_size)
         x = self._prepare_x(x)
         outs = [self._forward(x[i : i + batch_size], training=False)
                 for i in range(0, len(x), batch_size)]
@@ -390,6 +396,7 @@ class Sequential:
 
     def evaluate(self, x: Any, y: Any, batch_size: int = 1000, verbose: int = 0) -> tuple[float, float]:
         """Mean loss and accuracy on ``(x, y)``: the slides' ``Test loss`` and ``Test accuracy``."""
+        _check_batch_size(batch_size)
         x = self._prepare_x(x)
         y_arr = np.asarray(y)
         labels = _as_int_labels(y_arr, self.num_classes)
@@ -546,6 +553,13 @@ class Sequential:
 
     def __repr__(self) -> str:
         return f"Sequential({self.layers!r})"
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
+        batch_size <= 0
+    ):
+        raise InvalidArgumentError(f"batch_size must be a positive int, got {batch_size!r}")
 
 
 @contextlib.contextmanager

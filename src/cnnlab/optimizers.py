@@ -145,6 +145,8 @@ class RMSprop(Optimizer):
         super().__init__(learning_rate)
         if not 0 <= rho < 1:
             raise InvalidArgumentError(f"RMSprop: rho must be in [0, 1), got {rho!r}")
+        if not 0 <= momentum < 1:
+            raise InvalidArgumentError(f"RMSprop: momentum must be in [0, 1), got {momentum!r}")
         self.rho, self.momentum = float(rho), float(momentum)
         self.epsilon = _check_rate(epsilon, "epsilon", "RMSprop")
 

@@ -79,20 +79,26 @@ class Layer:
     def get_weights(self) -> list[np.ndarray]:
         return [np.array(w, copy=True) for w in self.weights]
 
-    def set_weights(self, weights: list[Any]) -> None:
+    def check_weights(self, weights: list[Any]) -> None:
+        """Raise :class:`InvalidArgumentError` unless ``weights`` fit this layer."""
         if len(weights) != len(self.weights):
             raise InvalidArgumentError(
                 f"{self.name}: expected {len(self.weights)} arrays "
                 f"({', '.join(self.weight_names) or 'none'}), got {len(weights)}"
             )
         for i, (cur, new) in enumerate(zip(self.weights, weights, strict=True)):
-            new = np.asarray(new)
-            if new.shape != cur.shape:
+            shape = np.shape(new)
+            if shape != cur.shape:
                 raise InvalidArgumentError(
                     f"{self.name}: {self.weight_names[i]} must have shape {cur.shape}, "
-                    f"got {new.shape}"
+                    f"got {shape}"
                 )
-            cur[...] = new.astype(cur.dtype, copy=False)
+
+    def set_weights(self, weights: list[Any]) -> None:
+        """Replace the weights (Keras order); all are checked before any is changed."""
+        self.check_weights(weights)
+        for cur, new in zip(self.weights, weights, strict=True):
+            cur[...] = np.asarray(new).astype(cur.dtype, copy=False)
 
     def count_params(self) -> int:
         return int(sum(w.size for w in self.weights))

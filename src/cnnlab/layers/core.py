@@ -93,8 +93,7 @@ class Dropout(Layer):
     """Inverted dropout: in training, zero each value with probability ``rate``
     and scale the survivors by ``1 / (1 - rate)``; at inference, the identity."""
 
-    def __init__(self, rate: float, seed: int | None = None, name: str | None = None,
-                 dtype: str = "float32") -> None:
+    def __init__(self, rate: float, name: str | None = None, dtype: str = "float32") -> None:
         super().__init__(name, dtype)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
             raise InvalidArgumentError(f"Dropout: rate must be in [0, 1), got {rate!r}")
@@ -124,11 +123,15 @@ class Flatten(Layer):
         return (math.prod(input_shape),)
 
     def forward(self, x: Any, training: bool = False) -> Any:
-        self._shape = x.shape
+        if training:
+            self._shape = x.shape
         return x.reshape(x.shape[0], -1)
 
     def backward(self, grad_out: Any) -> Any:
-        return grad_out.reshape(self._shape)
+        shape = getattr(self, "_shape", None)
+        if shape is None:
+            raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first")
+        return grad_out.reshape(shape)
 
 
 class Activation(Layer):
@@ -148,6 +151,8 @@ class Activation(Layer):
         return y
 
     def backward(self, grad_out: Any) -> Any:
+        if self._y is None:
+            raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first")
         return self._act_backward(grad_out, self._y)
 
 
