@@ -29,6 +29,10 @@ class ChecksumError(DataFormatError):
     """A downloaded or bundled file does not match its expected SHA-256."""
 
 
+class DownloadError(CnnlabError, OSError):
+    """No mirror delivered a file with the expected SHA-256."""
+
+
 class ModelFileError(CnnlabError, ValueError):
     """A model or checkpoint file is unreadable, truncated or does not fit the model."""
 

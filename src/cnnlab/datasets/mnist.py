@@ -18,7 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.datasets.idx import atomic_writer, read_idx
-from cnnlab.errors import ChecksumError, CnnlabError, DataFormatError, InvalidArgumentError
+from cnnlab.errors import (
+    ChecksumError,
+    DataFormatError,
+    DownloadError,
+    InvalidArgumentError,
+)
 
 __all__ = [
     "BUNDLED_DIR",
@@ -78,10 +83,6 @@ DEFAULT_MIRRORS: tuple[str, ...] = (
 _NUM_CLASSES = 10
 _MAX_DOWNLOAD_BYTES = 64 << 20  # the largest MNIST file is 9.9 MB
 _CHUNK = 1 << 16
-
-
-class DownloadError(CnnlabError, OSError):
-    """No mirror delivered a file with the expected SHA-256."""
 
 
 # --------------------------------------------------------------------------- loading
