@@ -163,5 +163,6 @@ def test_nan_loss_names_the_first_bad_layer():
     model = _small_model()
     kernel = model.get_layer("conv2d").weights[0]
     kernel[0, 0, 0, 0] = np.inf
-    with pytest.raises(NonFiniteError, match=r"step 0: .*layer 'conv2d' \(Conv2D\) has a non-finite kernel"):
+    expected = r"step 0: .*layer 'conv2d' \(Conv2D\) has a non-finite kernel"
+    with pytest.raises(NonFiniteError, match=expected):
         model.fit(x, y, epochs=1, batch_size=16, verbose=0)

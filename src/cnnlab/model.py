@@ -119,7 +119,9 @@ class Sequential:
     # ------------------------------------------------------------------ structure
     def add(self, layer: Layer) -> None:
         if not isinstance(layer, Layer):
-            raise InvalidArgumentError(f"Sequential.add expects a Layer, got {type(layer).__name__}")
+            raise InvalidArgumentError(
+                f"Sequential.add expects a Layer, got {type(layer).__name__}"
+            )
         if self.input_shape is not None:
             raise InvalidArgumentError("add layers before build(); the model is already built")
         self.layers.append(layer)
@@ -372,7 +374,9 @@ class Sequential:
                     return f"layer '{layer.name}' ({layer.kind}) has a non-finite {wname}"
             x = layer.forward(x, training=False)
             if not np.isfinite(x).all():
-                return f"the output of layer '{layer.name}' ({layer.kind}) is the first non-finite one"
+                return (
+                    f"the output of layer '{layer.name}' ({layer.kind}) is the first non-finite one"
+                )
         return "every layer's output is finite (the loss itself overflowed)"
 
     def predict(self, x: Any, batch_size: int = 1000) -> np.ndarray:
@@ -394,7 +398,9 @@ class Sequential:
             maps.append((str(layer.name), x))
         return maps
 
-    def evaluate(self, x: Any, y: Any, batch_size: int = 1000, verbose: int = 0) -> tuple[float, float]:
+    def evaluate(
+        self, x: Any, y: Any, batch_size: int = 1000, verbose: int = 0
+    ) -> tuple[float, float]:
         """Mean loss and accuracy on ``(x, y)``: the slides' ``Test loss`` and ``Test accuracy``."""
         _check_batch_size(batch_size)
         x = self._prepare_x(x)

@@ -106,7 +106,9 @@ def model_from_config(config: Any, source: str = "model file") -> Any:
     except CnnlabError as e:
         raise ModelFileError(f"{source}: invalid architecture: {e}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ModelFileError(f"{source}: malformed architecture ({type(e).__name__}: {e})") from None
+        raise ModelFileError(
+            f"{source}: malformed architecture ({type(e).__name__}: {e})"
+        ) from None
 
 
 def parse_json_meta(meta: dict[str, str], key: str, source: str) -> Any:
