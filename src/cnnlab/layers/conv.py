@@ -125,10 +125,14 @@ class Conv2D(Layer):
 
     def forward(self, x: Any, training: bool = False) -> Any:
         if self.impl == "reference":
-            z = conv_ops.conv2d_forward_reference(x, self.kernel, self.bias, self.strides, self.pads)
+            z = conv_ops.conv2d_forward_reference(
+                x, self.kernel, self.bias, self.strides, self.pads
+            )
             cols = x
         else:
-            z, cols = conv_ops.conv2d_forward(x, self.kernel, self.bias, self.strides, self.pads)
+            z, cols = conv_ops.conv2d_forward(
+                x, self.kernel, self.bias, self.strides, self.pads, keep=training
+            )
         y = self._act(z, out=z) if self.activation != "softmax" else self._act(z)
         self._cache = (cols, x.shape, y) if training else None
         return y

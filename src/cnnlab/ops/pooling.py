@@ -39,6 +39,12 @@ def _windows(xpad: Any, pool: tuple[int, int], strides: tuple[int, int]) -> Any:
     return win.reshape(n, ho, wo, c, ph * pw)
 
 
+def _tile_views(x: Any, pool: tuple[int, int]) -> list[Any]:
+    """The ``ph * pw`` strided views ``x[:, a::ph, b::pw]``, row-major window order."""
+    ph, pw = pool
+    return [x[:, a::ph, b::pw] for a in range(ph) for b in range(pw)]
+
+
 def max_pool2d_forward(
     x: Any, pool: tuple[int, int], strides: tuple[int, int], pads: Pads
 ) -> tuple[Any, Any]:
@@ -46,19 +52,31 @@ def max_pool2d_forward(
 
     ``argmax`` holds, for each output, the flat index ``a * pw + b`` of the
     winning pixel inside its window (first maximum on ties).
+
+    When the windows tile the map (pool == strides, no padding), the window
+    elements are ``ph * pw`` strided views of ``x``: the max is a chain of
+    element-wise maxima and the arg-max is found by comparing each view, last
+    to first, with the max (so the first tied position wins).
     """
     xp = array_module(x)
     output_hw(x.shape[1:3], pool, strides, pads, "pooling window")
     ph, pw = pool
+    idx_dtype = xp.int8 if ph * pw < 128 else xp.int32
     if _tiles(x, pool, strides, pads):
-        n, h, w, c = x.shape
-        win = x.reshape(n, h // ph, ph, w // pw, pw, c).transpose(0, 1, 3, 5, 2, 4)
-        win = win.reshape(n, h // ph, w // pw, c, ph * pw)
-    else:
-        win = _windows(pad2d(x, pads, -xp.inf), pool, strides)
+        views = _tile_views(x, pool)
+        out = views[0].copy()
+        for v in views[1:]:
+            xp.maximum(out, v, out=out)
+        # first tie wins: arg = nf0 * (1 + nf1 * (1 + nf2 * (...))), nf_k = (view_k != max)
+        arg = xp.zeros(out.shape, dtype=idx_dtype)
+        for k in range(len(views) - 2, -1, -1):
+            arg += 1
+            arg *= views[k] != out
+        return out, arg
+    win = _windows(pad2d(x, pads, -xp.inf), pool, strides)
     arg = win.argmax(axis=-1)
     out = xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
-    return out, arg.astype(xp.int8 if ph * pw < 128 else xp.int32)
+    return out, arg.astype(idx_dtype)
 
 
 def max_pool2d_backward(
@@ -76,10 +94,10 @@ def max_pool2d_backward(
     sh, sw = strides
     ho, wo = grad_out.shape[1:3]
     if pool == strides and pads == ((0, 0), (0, 0)) and h % ph == 0 and w % pw == 0:
-        onehot = argmax[..., None] == xp.arange(ph * pw, dtype=argmax.dtype)
-        d = onehot * grad_out[..., None]  # (N, Ho, Wo, C, ph*pw)
-        d = d.reshape(n, ho, wo, c, ph, pw).transpose(0, 1, 4, 2, 5, 3)
-        return d.reshape(n, h, w, c)
+        dx = xp.empty((n, h, w, c), dtype=grad_out.dtype)
+        for k, view in enumerate(_tile_views(dx, pool)):
+            xp.multiply(grad_out, argmax == k, out=view)
+        return dx
     (t, b), (left, r) = pads
     dxp = xp.zeros((n, h + t + b, w + left + r, c), dtype=grad_out.dtype)
     for a in range(ph):

@@ -1,0 +1,307 @@
+"""cnnlab against PyTorch (CPU, fp32) on the slides' model, interleaved in one run.
+
+Usage::
+
+    python benchmarks/bench_speed.py [--repeats 7] [--threads 2] [--json results.json]
+
+Both frameworks get the same thread count (``OMP_NUM_THREADS``,
+``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS`` and ``torch.set_num_threads``),
+the same model (``cnnlab.seed_model()`` and an equivalent ``torch.nn.Sequential``),
+the same batches and Adam(lr=1e-3). Warm-up iterations are excluded; each
+repetition times cnnlab then PyTorch back to back, so a busy machine slows both
+alike, and the table reports medians over the repetitions:
+
+* training step, batch 128 (forward, loss, backward, Adam update): images/s;
+* inference, batch 1000: images/s;
+* inference, batch 1: latency in ms (ratio = torch_ms / cnnlab_ms, > 1 means
+  cnnlab is faster);
+* peak resident memory (``ru_maxrss``) of a short training run of each
+  framework, each in a fresh subprocess.
+
+PyTorch is a benchmark-only dependency; cnnlab itself never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def _set_threads(threads: int) -> None:
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def _early_threads() -> None:
+    """Thread variables must be set before NumPy/PyTorch load their BLAS."""
+    threads = 2
+    for i, arg in enumerate(sys.argv):
+        if arg == "--threads" and i + 1 < len(sys.argv):
+            threads = int(sys.argv[i + 1])
+        elif arg.startswith("--threads="):
+            threads = int(arg.split("=", 1)[1])
+    _set_threads(threads)
+
+
+_early_threads()
+
+import numpy as np  # noqa: E402
+
+BATCH_TRAIN = 128
+BATCH_INFER = 1000
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def build_cnnlab(seed: int = 0) -> Any:
+    import cnnlab
+
+    model = cnnlab.seed_model(seed=seed)
+    model.compile(optimizer=cnnlab.Adam(learning_rate=1e-3),
+                  loss="sparse_categorical_crossentropy")
+    return model
+
+
+def build_torch(seed: int = 0) -> tuple[Any, Any, Any]:
+    """The seed model in PyTorch (NCHW). Keras's 'same' for a 2x2 kernel pads 0 before
+    and 1 after, hence the explicit ZeroPad2d."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.ZeroPad2d((0, 1, 0, 1)),
+        nn.Conv2d(1, 16, 2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 128, 3),
+        nn.ReLU(),
+        nn.Conv2d(128, 256, 3),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Dropout(0.25),
+        nn.Flatten(),
+        nn.Linear(256 * 5 * 5, 128),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(128, 10),
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    return model, opt, nn.CrossEntropyLoss()
+
+
+# ----------------------------------------------------------------------------- workloads
+
+
+def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, n).astype(np.int64)
+    return x, y
+
+
+class Workloads:
+    """Callables doing identical work in each framework."""
+
+    def __init__(self, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.cl_model = build_cnnlab()
+        self.t_model, self.t_opt, self.t_loss = build_torch()
+        x, y = make_data(BATCH_INFER)
+        self.x_train, self.y_train = x[:BATCH_TRAIN], y[:BATCH_TRAIN]
+        self.x_infer, self.x_one = x, x[:1]
+        self.tx_train = torch.from_numpy(self.x_train.transpose(0, 3, 1, 2).copy())
+        self.ty_train = torch.from_numpy(self.y_train)
+        self.tx_infer = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+        self.tx_one = self.tx_infer[:1].clone()
+
+    def cl_train(self) -> None:
+        self.cl_model.train_on_batch(self.x_train, self.y_train)
+
+    def t_train(self) -> None:
+        self.t_model.train()
+        self.t_opt.zero_grad(set_to_none=True)
+        loss = self.t_loss(self.t_model(self.tx_train), self.ty_train)
+        loss.backward()
+        self.t_opt.step()
+
+    def cl_infer(self) -> None:
+        self.cl_model.predict(self.x_infer, batch_size=BATCH_INFER)
+
+    def t_infer(self) -> None:
+        self.t_model.eval()
+        with self.torch.inference_mode():
+            self.torch.softmax(self.t_model(self.tx_infer), dim=1)
+
+    def cl_one(self) -> None:
+        self.cl_model.predict(self.x_one, batch_size=1)
+
+    def t_one(self) -> None:
+        self.t_model.eval()
+        with self.torch.inference_mode():
+            self.torch.softmax(self.t_model(self.tx_one), dim=1)
+
+
+def _time(fn: Callable[[], None], calls: int) -> float:
+    """Seconds per call, averaged over ``calls`` back-to-back calls."""
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t0) / calls
+
+
+def interleaved(a: Callable[[], None], b: Callable[[], None], repeats: int, calls: int,
+                warmup: int) -> tuple[list[float], list[float]]:
+    """Per-repetition seconds per call of ``a`` and ``b``, alternating which goes first."""
+    for _ in range(warmup):
+        a()
+        b()
+    ta, tb = [], []
+    for r in range(repeats):
+        if r % 2 == 0:
+            ta.append(_time(a, calls))
+            tb.append(_time(b, calls))
+        else:
+            tb.append(_time(b, calls))
+            ta.append(_time(a, calls))
+    return ta, tb
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+def memory_child(framework: str, steps: int) -> None:
+    """Train ``steps`` batches of 128 in this (fresh) process, print peak RSS in MiB."""
+    import resource
+
+    w_threads = int(os.environ.get("OMP_NUM_THREADS", "2"))
+    x, y = make_data(BATCH_TRAIN * 4)
+    if framework == "cnnlab":
+        model = build_cnnlab()
+        for s in range(steps):
+            i = (s % 4) * BATCH_TRAIN
+            model.train_on_batch(x[i : i + BATCH_TRAIN], y[i : i + BATCH_TRAIN])
+        model.predict(x[:BATCH_INFER], batch_size=BATCH_INFER)
+    else:
+        import torch
+
+        torch.set_num_threads(w_threads)
+        model, opt, loss_fn = build_torch()
+        tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
+        ty = torch.from_numpy(y)
+        for s in range(steps):
+            i = (s % 4) * BATCH_TRAIN
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model(tx[i : i + BATCH_TRAIN]), ty[i : i + BATCH_TRAIN]).backward()
+            opt.step()
+    print(json.dumps({"framework": framework, "peak_rss_mib": _peak_rss_mib(resource)}))
+
+
+def _peak_rss_mib(resource: Any) -> float:
+    """Peak resident memory of this process in MiB.
+
+    ``VmHWM`` from ``/proc/self/status`` where it exists: Linux's ``ru_maxrss``
+    survives ``exec`` and so would report the parent's peak in a fresh child.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def measure_memory(framework: str, steps: int) -> float:
+    out = subprocess.run(
+        [sys.executable, __file__, "--_memory-child", framework, "--steps", str(steps)],
+        capture_output=True, text=True, check=True, env=os.environ.copy(),
+    )
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mib"])
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=7, help="timed repetitions (median reported)")
+    p.add_argument("--threads", type=int, default=2, help="threads for both frameworks")
+    p.add_argument("--train-calls", type=int, default=2, help="training steps per repetition")
+    p.add_argument("--infer-calls", type=int, default=1, help="batch-1000 passes per repetition")
+    p.add_argument("--one-calls", type=int, default=30, help="batch-1 calls per repetition")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--memory-steps", type=int, default=10, help="0 skips the memory runs")
+    p.add_argument("--only", choices=("train", "infer", "one"), action="append",
+                   help="run only these timings (repeatable)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--_memory-child", dest="memory_child", help=argparse.SUPPRESS)
+    p.add_argument("--steps", type=int, default=10, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    _set_threads(args.threads)
+    if args.memory_child:
+        memory_child(args.memory_child, args.steps)
+        return {}
+
+    import torch
+
+    memory: tuple[float, float] | None = None
+    if args.memory_steps:  # first, while this process is still small
+        memory = (measure_memory("cnnlab", args.memory_steps),
+                  measure_memory("torch", args.memory_steps))
+    w = Workloads(args.threads)
+    only = set(args.only or ("train", "infer", "one"))
+    rows: list[dict[str, Any]] = []
+    if "train" in only:
+        a, b = interleaved(w.cl_train, w.t_train, args.repeats, args.train_calls, args.warmup)
+        ca, tb = BATCH_TRAIN / statistics.median(a), BATCH_TRAIN / statistics.median(b)
+        rows.append({"name": "train step, batch 128", "unit": "img/s", "cnnlab": ca,
+                     "torch": tb, "ratio": ca / tb})
+    if "infer" in only:
+        a, b = interleaved(w.cl_infer, w.t_infer, args.repeats, args.infer_calls, args.warmup)
+        ca, tb = BATCH_INFER / statistics.median(a), BATCH_INFER / statistics.median(b)
+        rows.append({"name": "inference, batch 1000", "unit": "img/s", "cnnlab": ca,
+                     "torch": tb, "ratio": ca / tb})
+    if "one" in only:
+        a, b = interleaved(w.cl_one, w.t_one, args.repeats, args.one_calls, args.warmup * 5)
+        ca, tb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
+        rows.append({"name": "inference, batch 1 latency", "unit": "ms", "cnnlab": ca,
+                     "torch": tb, "ratio": tb / ca})
+    if memory is not None:
+        mc, mt = memory
+        rows.append({"name": f"peak RSS, {args.memory_steps} train steps", "unit": "MiB",
+                     "cnnlab": mc, "torch": mt, "ratio": mt / mc})
+
+    print(f"threads={args.threads} repeats={args.repeats} numpy={np.__version__} "
+          f"torch={torch.__version__} (median of repeats; ratio > 1 means cnnlab is better)")
+    print(f"{'benchmark':32s} {'unit':>6s} {'cnnlab':>10s} {'torch':>10s} {'ratio':>7s}")
+    for r in rows:
+        print(f"{r['name']:32s} {r['unit']:>6s} {r['cnnlab']:10.2f} {r['torch']:10.2f} "
+              f"{r['ratio']:7.2f}")
+    try:
+        load = os.getloadavg()[0]
+        print(f"load average (1 min) at the end: {load:.2f} on {os.cpu_count()} CPUs")
+    except OSError:
+        load = float("nan")
+    result = {"threads": args.threads, "repeats": args.repeats, "numpy": np.__version__,
+              "torch": torch.__version__, "loadavg_1min": load, "rows": rows}
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main()
