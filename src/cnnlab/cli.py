@@ -143,7 +143,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"Test accuracy: {acc}")
     print(f"Wrote {out / 'model.safetensors'}, {out / 'history.json'}, {out / 'history.csv'}")
     if not args.no_figures:
-        _train_figures(model, out, x_test, y_test, history.history)
+        try:
+            _train_figures(model, out, x_test, y_test, history.history)
+        except Exception as e:  # the run is saved; a figure must not turn it into a failure
+            print(f"cnnlab: warning: could not draw the figures: {e}", file=sys.stderr)
     return 0
 
 
