@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.argtypes import positive_float, positive_int
 from cnnlab.errors import CnnlabError, InvalidArgumentError
 
 DEFAULT_OUT = "runs/mnist-seed"
@@ -42,26 +43,6 @@ def _model_path(arg: str | None) -> Path:
     from cnnlab.pretrained import pretrained_path
 
     return pretrained_path() if arg in (None, "", "default") else Path(arg)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
 
 
 def write_history(out: Path, history: dict[str, list[float]]) -> None:
@@ -217,23 +198,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the slides' model (defaults reproduce the slides)",
                        description="Train the slides' model. Defaults: Adam (lr 1e-3), batch 128, "
                        "10 epochs, the bundled MNIST, the test set as validation data.")
-    p.add_argument("--epochs", type=_positive_int, default=10)
-    p.add_argument("--batch-size", type=_positive_int, default=128)
+    p.add_argument("--epochs", type=positive_int, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default="adam")
-    p.add_argument("--learning-rate", "--lr", type=_positive_float, default=1e-3)
+    p.add_argument("--learning-rate", "--lr", type=positive_float, default=1e-3)
     p.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling and dropout")
     p.add_argument("--data", metavar="DIR", default=None,
                    help="a folder with the four standard IDX files (default: bundled MNIST)")
     p.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
                    help=f"output folder (default: {DEFAULT_OUT})")
-    p.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="N",
                    help="also checkpoint every N steps (one is always written per epoch)")
     p.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the run in DIR from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start afresh in an existing --out")
-    p.add_argument("--train-limit", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--train-limit", type=positive_int, default=None, metavar="N",
                    help="use only the first N training images")
-    p.add_argument("--test-limit", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--test-limit", type=positive_int, default=None, metavar="N",
                    help="use only the first N test images")
     p.add_argument("--no-validation", action="store_true",
                    help="skip the per-epoch test-set evaluation")
@@ -244,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="test loss and accuracy of a model file")
     p.add_argument("model", nargs="?", default=None, help="model file (default: the shipped one)")
     p.add_argument("--data", metavar="DIR", default=None)
-    p.add_argument("--limit", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--limit", type=positive_int, default=None, metavar="N",
                    help="only the first N test images")
     p.set_defaults(func=cmd_evaluate)
 
@@ -255,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="classify PNG or JPEG digits")
     p.add_argument("model", help="model file ('default' for the shipped one)")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--top", type=_positive_int, default=3, help="classes to show (default 3)")
+    p.add_argument("--top", type=positive_int, default=3, help="classes to show (default 3)")
     p.set_defaults(func=cmd_predict)
 
     for module in ("cnnlab.viz.cli", "cnnlab.serve.cli"):

@@ -19,20 +19,17 @@ with a message that names the file and the problem.
 
 from __future__ import annotations
 
-import contextlib
 import gzip as _gzip
 import io
 import math
 import os
-import tempfile
 import zlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
 from cnnlab.errors import DataFormatError, InvalidArgumentError
+from cnnlab.fileio import atomic_writer
 
 __all__ = ["IDX_DTYPES", "MAX_NDIM", "atomic_writer", "read_idx", "write_idx"]
 
@@ -219,41 +216,6 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         if head == _GZIP_MAGIC:
             return _read_gzip(stream, name, file_size)
         return _read_raw(stream, name, file_size)
-
-
-@contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
-    """Open a temporary file beside ``path``; on success fsync it and rename it to ``path``.
-
-    Readers never see a half-written ``path``: either the old file or the complete
-    new one. If the body raises, the temporary file is removed and ``path`` is
-    left untouched.
-    """
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(target.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable, where the platform allows it."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:

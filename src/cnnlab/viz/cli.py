@@ -16,30 +16,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cnnlab.argtypes import non_negative_int, positive_int
 from cnnlab.viz.names import DEFAULT_LAYERS, FIGURES
 
 WHICH_CHOICES = ("all", *FIGURES)
 _NO_MODEL = {"padding", "pooling", "curves"}
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _index(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an image index, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"an image index must be >= 0, got {value}")
-    return value
 
 
 def register(subparsers: Any) -> None:
@@ -61,9 +42,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--history", default=None,
                    help="history.json or history.csv for the curves figure (default: the "
                         "history.json beside MODEL, if there is one)")
-    p.add_argument("--images", type=_positive_int, default=8,
+    p.add_argument("--images", type=positive_int, default=8,
                    help="test images in the outputs figure (default 8)")
-    p.add_argument("--index", type=_index, nargs="+", default=None, metavar="I",
+    p.add_argument("--index", type=non_negative_int, nargs="+", default=None, metavar="I",
                    help="test images to draw (outputs figure; the first one also for the "
                         "feature maps); default: the first --images")
     p.add_argument("--layers", nargs="+", default=list(DEFAULT_LAYERS), metavar="NAME",
@@ -71,7 +52,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--which", nargs="+", choices=WHICH_CHOICES, default=["all"],
                    metavar="FIGURE",
                    help=f"figures to write: {', '.join(WHICH_CHOICES)} (default: all)")
-    p.add_argument("--limit", type=_positive_int, default=None,
+    p.add_argument("--limit", type=positive_int, default=None,
                    help="use the first N test images for the confusion matrix and the "
                         "mistakes (default: all 10,000)")
     p.set_defaults(func=run)
