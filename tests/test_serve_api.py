@@ -386,3 +386,10 @@ def test_cli_register_and_missing_model(tmp_path: Any, capsys: pytest.CaptureFix
     args = parser.parse_args(["serve", str(tmp_path / "missing.safetensors")])
     assert args.func(args) == 1
     assert "no such model file" in capsys.readouterr().err
+
+
+def test_openapi_is_served_and_cdn_pages_are_not(client):
+    spec = client.get("/openapi.json").json()
+    assert "/api/predict" in spec["paths"]
+    assert client.get("/docs").status_code == 404
+    assert client.get("/redoc").status_code == 404

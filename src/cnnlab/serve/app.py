@@ -498,6 +498,10 @@ def create_app(model: Any, source: str | None = None) -> FastAPI:
             f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels. Errors are 4xx with a JSON "
             "'detail' message."
         ),
+        # Swagger UI and ReDoc load their scripts from a CDN: blank pages offline.
+        # The machine-readable description stays at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.model = model
     app.state.lock = lock
