@@ -400,3 +400,18 @@ def test_bundled_sums_match_the_known_sums() -> None:
         digest, name = line.split()
         listed[name] = digest
     assert listed == mnist_module.MNIST_SHA256
+
+
+def test_load_mnist_without_bundled_copy_downloads_into_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No bundled files: load_mnist() fills the cache from a mirror (a file:// URL here)."""
+    real = mnist_module.BUNDLED_DIR
+    monkeypatch.setattr(mnist_module, "BUNDLED_DIR", tmp_path / "not-shipped")
+    monkeypatch.setattr(mnist_module, "DEFAULT_MIRRORS", (real.as_uri() + "/",))
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
+    (x_train, y_train), (x_test, y_test) = mnist_module.load_mnist()
+    assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
+    assert list(y_test[:10]) == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    cached = sorted(p.name for p in (tmp_path / "cache").rglob("*.gz"))
+    assert cached == sorted(mnist_module.MNIST_SHA256)

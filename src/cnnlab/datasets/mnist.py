@@ -237,11 +237,18 @@ def load_mnist(
         ``x_train`` uint8 (60000, 28, 28), ``y_train`` uint8 (60000,),
         ``x_test`` uint8 (10000, 28, 28), ``y_test`` uint8 (10000,) for real MNIST.
 
+    Where the bundled copy is missing (a repackaged install without its data),
+    ``directory=None`` falls back to the download cache, filling it from the
+    usual mirrors with every file checked against its known SHA-256.
+
     Raises:
         ChecksumError: a file does not match ``SHA256SUMS``.
         DataFormatError: as :func:`load_idx_dir`.
+        DownloadError: no bundled copy, and no mirror delivered a valid one.
     """
     root = BUNDLED_DIR if directory is None else Path(directory)
+    if directory is None and not all((root / name).is_file() for name in MNIST_SHA256):
+        root = download_mnist()
     if verify and (directory is None or (root / "SHA256SUMS").is_file()):
         verify_checksums(root)
     return load_idx_dir(root)
