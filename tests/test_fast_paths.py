@@ -148,3 +148,49 @@ def test_seed_model_layers_use_winograd_in_training() -> None:
         if isinstance(layer, cnnlab.Conv2D):
             algos.append(layer._cache[0].algorithm)  # type: ignore[index]
     assert algos == ["im2col", "winograd", "winograd"]
+
+
+# --------------------------------------------------------------------------- the transforms
+# The plain (N, H, W, C) transforms in ops/winograd.py are the readable statement
+# of each formula; the (H, W, N, C) ones that training runs must equal them.
+
+
+def _to_plain(a, th, tw, n):
+    """(16, th*tw*n, C) in (th, tw, n) order -> (16, n*th*tw, C) in (n, th, tw) order."""
+    c = a.shape[-1]
+    return a.reshape(16, th, tw, n, c).transpose(0, 3, 1, 2, 4).reshape(16, n * th * tw, c)
+
+
+def _to_fast(a, th, tw, n):
+    c = a.shape[-1]
+    return np.ascontiguousarray(
+        a.reshape(16, n, th, tw, c).transpose(0, 2, 3, 1, 4).reshape(16, th * tw * n, c))
+
+
+@pytest.mark.parametrize("n, hp, wp, c", [(2, 12, 10, 3), (3, 6, 8, 5), (1, 4, 4, 2)])
+def test_hwnc_transforms_equal_the_plain_ones(n, hp, wp, c):
+    from cnnlab.ops import winograd as W
+
+    rng = np.random.default_rng(n * 100 + hp)
+    th, tw = W._tile_counts(hp, wp)
+    xpad = rng.standard_normal((n, hp, wp, c))
+    out = np.empty((16, th * tw * n, c))
+    fast = W._input_transform_hwnc(np.ascontiguousarray(xpad.transpose(1, 2, 0, 3)), th, tw, out)
+    np.testing.assert_allclose(_to_plain(fast, th, tw, n), W.input_transform(xpad, th, tw),
+                               rtol=1e-12, atol=1e-12)
+
+    m = rng.standard_normal((16, n * th * tw, c))
+    plain = W.output_transform(m, (n, th, tw), np.empty((n, 2 * th, 2 * tw, c)))
+    fast = W._output_transform_hwnc(_to_fast(m, th, tw, n), th, tw, n)
+    np.testing.assert_allclose(fast.transpose(2, 0, 1, 3), plain, rtol=1e-12, atol=1e-12)
+
+    g = rng.standard_normal((n, 2 * th, 2 * tw, c))
+    out = np.empty((16, th * tw * n, c))
+    fast = W._grad_transform_hwnc(np.ascontiguousarray(g.transpose(1, 2, 0, 3)), th, tw, out)
+    np.testing.assert_allclose(_to_plain(fast, th, tw, n), W.grad_transform(g, (n, th, tw)),
+                               rtol=1e-12, atol=1e-12)
+
+    dv = rng.standard_normal((16, n * th * tw, c))
+    plain = W.input_grad_transform(dv, (n, th, tw), (hp, wp))
+    fast = W._input_grad_transform_hwnc(_to_fast(dv, th, tw, n), th, tw, n, (hp, wp))
+    np.testing.assert_allclose(fast.transpose(2, 0, 1, 3), plain, rtol=1e-12, atol=1e-12)

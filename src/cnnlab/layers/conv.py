@@ -129,6 +129,12 @@ class Conv2D(Layer):
                 x, self.kernel, self.bias, self.strides, self.pads
             )
             cols = x
+        elif self.activation == "relu":  # fused into the convolution
+            y, cols = conv_ops.conv2d_forward(
+                x, self.kernel, self.bias, self.strides, self.pads, keep=training, relu=True
+            )
+            self._cache = (cols, x.shape, y) if training else None
+            return y
         else:
             z, cols = conv_ops.conv2d_forward(
                 x, self.kernel, self.bias, self.strides, self.pads, keep=training
@@ -141,6 +147,16 @@ class Conv2D(Layer):
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first")
         cols, x_shape, y = self._cache
+        if self.impl != "reference" and self.activation == "relu":  # fused
+            dx, dk, db = conv_ops.conv2d_backward(
+                grad_out, cols, self.kernel, x_shape, self.strides, self.pads,
+                self.need_input_grad, relu_output=y,
+            )
+            self.grads[0] = dk
+            if self.use_bias:
+                self.grads[1] = db
+            self._cache = None
+            return dx
         g = self._act_backward(grad_out, y)
         if self.impl == "reference":
             x = cols

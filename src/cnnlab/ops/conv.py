@@ -245,21 +245,26 @@ def conv2d_forward(
     pads: Pads,
     algorithm: str | None = None,
     keep: bool = True,
+    relu: bool = False,
 ) -> tuple[Any, ConvCache]:
     """Fast forward ``O = correlate(pad(X), F) + b``. Returns ``(output, cache)``.
 
     ``algorithm`` is ``"im2col"``, ``"winograd"`` (3x3 stride 1 only; anything
     else falls back to im2col) or ``None`` to let :func:`choose_algorithm` pick.
     Keep ``cache`` for :func:`conv2d_backward`; ``keep=False`` (inference) lets
-    the Winograd path skip storing its transformed input.
+    the Winograd path skip storing its transformed input. ``relu=True`` returns
+    ``max(O, 0)`` instead (fused into the Winograd workers).
     """
     if algorithm is None:
         ho, wo = output_hw(x.shape[1:3], kernel.shape[:2], strides, pads, "kernel")
         algorithm = choose_algorithm(kernel.shape, strides, x.shape[0] * ho * wo)
     if algorithm == "winograd" and winograd.winograd_applicable(kernel.shape[:2], strides):
-        out, wcache = winograd.conv3x3_forward(x, kernel, bias, pads, keep)
+        out, wcache = winograd.conv3x3_forward(x, kernel, bias, pads, keep, relu)
         return out, ConvCache("winograd", wcache)
     out, cols = conv2d_forward_im2col(x, kernel, bias, strides, pads)
+    if relu:
+        xp = array_module(out)
+        xp.maximum(out, 0, out=out)
     return out, ConvCache("im2col", cols)
 
 
@@ -271,14 +276,20 @@ def conv2d_backward(
     strides: tuple[int, int],
     pads: Pads,
     need_input_grad: bool = True,
+    relu_output: Any | None = None,
 ) -> tuple[Any | None, Any, Any]:
     """Fast backward from the forward's cache: ``(dX or None, dF, db)``.
 
     ``dF = correlate(X, dO)``, ``dX = full_convolution(rot180(F), dO)``, ``db = sum dO``,
     by whichever algorithm the forward used (``cols`` may also be a raw im2col matrix).
+    With ``relu_output`` (the output of a ``relu=True`` forward), ``grad_out`` is
+    the gradient with respect to it: ``dO = grad_out * (relu_output > 0)``.
     """
     if isinstance(cols, ConvCache) and cols.algorithm == "winograd":
-        return winograd.conv3x3_backward(grad_out, cols.data, input_shape, pads, need_input_grad)
+        return winograd.conv3x3_backward(grad_out, cols.data, input_shape, pads, need_input_grad,
+                                         relu_output)
+    if relu_output is not None:
+        grad_out = grad_out * (relu_output > 0)
     raw = cols.data if isinstance(cols, ConvCache) else cols
     return conv2d_backward_im2col(grad_out, raw, kernel, input_shape, strides, pads,
                                   need_input_grad)

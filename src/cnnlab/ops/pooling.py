@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from cnnlab.backend import array_module, sliding_window_view
+from cnnlab.ops import parallel
 from cnnlab.ops.padding import Pads, output_hw, pad2d, unpad2d
 
 
@@ -37,6 +38,17 @@ def _windows(xpad: Any, pool: tuple[int, int], strides: tuple[int, int]) -> Any:
     win = sliding_window_view(xpad, pool, axis=(1, 2))[:, :: strides[0], :: strides[1]]
     n, ho, wo, c = win.shape[:4]
     return win.reshape(n, ho, wo, c, ph * pw)
+
+
+#: Fewest elements for which the tiled max-pooling paths split the batch over
+#: the worker threads (see :mod:`cnnlab.ops.parallel`); each image's result is
+#: computed exactly as it would be on one thread.
+PARALLEL_MIN_ELEMENTS = 1 << 18
+
+
+def _batch_groups(xp: Any, x: Any) -> list[tuple[int, int]]:
+    workers = parallel.workers_for(xp) if x.size >= PARALLEL_MIN_ELEMENTS else 1
+    return parallel.split(x.shape[0], workers)
 
 
 def _tile_views(x: Any, pool: tuple[int, int]) -> list[Any]:
@@ -63,15 +75,23 @@ def max_pool2d_forward(
     ph, pw = pool
     idx_dtype = xp.int8 if ph * pw < 128 else xp.int32
     if _tiles(x, pool, strides, pads):
-        views = _tile_views(x, pool)
-        out = views[0].copy()
-        for v in views[1:]:
-            xp.maximum(out, v, out=out)
-        # first tie wins: arg = nf0 * (1 + nf1 * (1 + nf2 * (...))), nf_k = (view_k != max)
-        arg = xp.zeros(out.shape, dtype=idx_dtype)
-        for k in range(len(views) - 2, -1, -1):
-            arg += 1
-            arg *= views[k] != out
+        n, h, w, c = x.shape
+        out = xp.empty((n, h // ph, w // pw, c), dtype=x.dtype)
+        arg = xp.empty(out.shape, dtype=idx_dtype)
+
+        def part(lo: int, hi: int) -> None:  # images lo:hi, independent of the others
+            views = _tile_views(x[lo:hi], pool)
+            o, a = out[lo:hi], arg[lo:hi]
+            xp.copyto(o, views[0])
+            for v in views[1:]:
+                xp.maximum(o, v, out=o)
+            # first tie wins: arg = nf0 * (1 + nf1 * (1 + nf2 * (...))), nf_k = (view_k != max)
+            a.fill(0)
+            for k in range(len(views) - 2, -1, -1):
+                a += 1
+                a *= views[k] != o
+
+        parallel.run_groups(part, _batch_groups(xp, x))
         return out, arg
     win = _windows(pad2d(x, pads, -xp.inf), pool, strides)
     arg = win.argmax(axis=-1)
@@ -95,8 +115,12 @@ def max_pool2d_backward(
     ho, wo = grad_out.shape[1:3]
     if pool == strides and pads == ((0, 0), (0, 0)) and h % ph == 0 and w % pw == 0:
         dx = xp.empty((n, h, w, c), dtype=grad_out.dtype)
-        for k, view in enumerate(_tile_views(dx, pool)):
-            xp.multiply(grad_out, argmax == k, out=view)
+
+        def part(lo: int, hi: int) -> None:
+            for k, view in enumerate(_tile_views(dx[lo:hi], pool)):
+                xp.multiply(grad_out[lo:hi], argmax[lo:hi] == k, out=view)
+
+        parallel.run_groups(part, _batch_groups(xp, dx))
         return dx
     (t, b), (left, r) = pads
     dxp = xp.zeros((n, h + t + b, w + left + r, c), dtype=grad_out.dtype)

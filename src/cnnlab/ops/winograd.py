@@ -32,6 +32,8 @@ a handful of additions of strided slices (no tile copies).
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,30 +111,59 @@ def _combine(mat: np.ndarray, parts: list[Any], outs: list[Any] | None = None,
 class WinogradCache:
     """What the backward pass needs from the forward: transformed input and filters."""
 
-    v: Any  # (16, N * th * tw, C_in)
+    v: Any  # (16, N * th * tw, C_in); within each chunk, tiles in (th, tw, n) order
     u: Any  # (16, C_in, C_out)
     tiles: tuple[int, int, int]  # (N, th, tw)
     padded_hw: tuple[int, int]  # padded input size, rounded up to whole tiles
     out_hw: tuple[int, int]
+    chunks: tuple[tuple[tuple[int, int], ...], ...] = ()  # per group, the forward's chunks
 
 
-#: Tiles processed together: the batch is cut into chunks of about this many
-#: tiles so that the Winograd-domain temporaries stay small (cache-resident,
-#: and reused by the allocator instead of freshly mapped each time).
-CHUNK_TILES = 512
+#: Tiles processed together: each worker's images are cut into near-equal
+#: chunks of at most about this many tiles, which bounds the Winograd-domain
+#: temporaries (kept per thread and reused, see ``_scratch``). Larger chunks
+#: mean fewer, longer element-wise operations and larger GEMMs.
+CHUNK_TILES = 1024
+
+#: Fewest tiles for which a layer's batch is split across worker threads.
+PARALLEL_MIN_TILES = 1024
 
 
 def _chunks(lo: int, hi: int, tiles_per_image: int) -> list[tuple[int, int]]:
-    step = max(1, CHUNK_TILES // tiles_per_image)
-    return [(i, min(i + step, hi)) for i in range(lo, hi, step)]
+    count = max(1, -(-(hi - lo) * tiles_per_image // CHUNK_TILES))
+    return [(lo + a, lo + b) for a, b in parallel.split(hi - lo, count)]
 
 
 def _groups(xp: Any, n: int, tiles_per_image: int) -> list[tuple[int, int]]:
     """Contiguous batch groups, one per worker thread, unless the batch is small."""
     workers = parallel.workers_for(xp)
-    if n * tiles_per_image < 2 * CHUNK_TILES:
+    if n * tiles_per_image < min(PARALLEL_MIN_TILES, 2 * CHUNK_TILES):
         workers = 1
     return parallel.split(n, workers)
+
+
+_scratch_local = threading.local()
+
+
+def _scratch(xp: Any, name: str, shape: tuple[int, ...], dtype: Any) -> Any:
+    """A reusable per-thread work array (uninitialised) for an intermediate result.
+
+    Reusing the same memory chunk after chunk and step after step saves mapping
+    and faulting in fresh pages for every temporary. Never handed to callers:
+    the next use of ``name`` in the same thread overwrites it. The names are
+    shared by intermediates that are never alive at the same time.
+    """
+    if xp.__name__ != "numpy":
+        return xp.empty(shape, dtype=dtype)
+    bufs = getattr(_scratch_local, "bufs", None)
+    if bufs is None:
+        bufs = _scratch_local.bufs = {}
+    dtype = np.dtype(dtype)
+    size = math.prod(shape)
+    buf = bufs.get((name, dtype))
+    if buf is None or buf.size < size:
+        buf = bufs[(name, dtype)] = np.empty(size, dtype=dtype)
+    return buf[:size].reshape(shape)
 
 
 def _tile_counts(hp: int, wp: int) -> tuple[int, int]:
@@ -215,12 +246,91 @@ def input_grad_transform(dv: Any, tiles: tuple[int, int, int], padded_hw: tuple[
     return dx
 
 
+# The fast path runs the transforms on chunks transposed to (H, W, N, C):
+# there every strided tile view keeps a long contiguous inner run (images x
+# channels), which NumPy's element-wise loops process several times faster
+# than the channel-only runs of (N, H, W, C) views. The tiles of a chunk are
+# ordered (th, tw, n); each chunk's GEMMs do not depend on the tile order.
+# Each row of a transform is finished (its column combinations included)
+# before the next starts, so its intermediate stays in cache.
+# Work arrays come from ``_scratch``: "co"/"ci" hold Winograd-domain arrays,
+# "a", "b", "c" the transforms' intermediates.
+
+
+def _input_transform_hwnc(xh: Any, th: int, tw: int, out: Any) -> Any:
+    """:func:`input_transform` of ``xh`` (Hp, Wp, n, C) into ``out`` (16, th*tw*n, C)."""
+    xp = array_module(xh)
+    _, wp, n, c = xh.shape
+    rows = [xh[a : a + M_OUT * (th - 1) + 1 : M_OUT] for a in range(ALPHA)]
+    r = _scratch(xp, "a", (th, wp, n, c), xh.dtype)
+    v = out.reshape(ALPHA, ALPHA, th, tw, n, c)  # splits axes: always a view
+    for alpha in range(ALPHA):
+        _combine(BT[alpha : alpha + 1], rows, outs=[r])  # (th, Wp, n, C)
+        cols = [r[:, b : b + M_OUT * (tw - 1) + 1 : M_OUT] for b in range(ALPHA)]
+        _combine(BT, cols, outs=[v[alpha, beta] for beta in range(ALPHA)])
+    return out
+
+
+def _output_transform_hwnc(m: Any, th: int, tw: int, n: int) -> Any:
+    """:func:`output_transform` of ``m`` (16, th*tw*n, Co): ``(2*th, 2*tw, n, Co)`` scratch."""
+    xp = array_module(m)
+    co = m.shape[-1]
+    m = m.reshape(ALPHA, ALPHA, th, tw, n, co)
+    pbuf = _scratch(xp, "a", (ALPHA, M_OUT, th, tw, n, co), m.dtype)
+    p = [_combine(AT, [m[alpha, beta] for beta in range(ALPHA)], outs=list(pbuf[alpha]))
+         for alpha in range(ALPHA)]
+    oh = _scratch(xp, "b", (M_OUT * th, M_OUT * tw, n, co), m.dtype)
+    for j in range(M_OUT):
+        _combine(AT, [p[alpha][j] for alpha in range(ALPHA)],
+                 outs=[oh[i::M_OUT, j::M_OUT] for i in range(M_OUT)])
+    return oh
+
+
+def _grad_transform_hwnc(gh: Any, th: int, tw: int, out: Any) -> Any:
+    """:func:`grad_transform` of ``gh`` (2*th, 2*tw, n, Co) into ``out`` (16, th*tw*n, Co)."""
+    xp = array_module(gh)
+    n, co = gh.shape[2:]
+    rows = [gh[i::M_OUT] for i in range(M_OUT)]
+    q = _scratch(xp, "a", (th, M_OUT * tw, n, co), gh.dtype)
+    dm = out.reshape(ALPHA, ALPHA, th, tw, n, co)
+    for alpha in range(ALPHA):
+        _combine(AT.T[alpha : alpha + 1], rows, outs=[q])  # (th, 2*tw, n, Co)
+        _combine(AT.T, [q[:, j::M_OUT] for j in range(M_OUT)],
+                 outs=[dm[alpha, beta] for beta in range(ALPHA)])
+    return out
+
+
+def _input_grad_transform_hwnc(dv: Any, th: int, tw: int, n: int,
+                               padded_hw: tuple[int, int]) -> Any:
+    """:func:`input_grad_transform` of ``dv`` (16, th*tw*n, Ci): ``(Hp, Wp, n, Ci)`` scratch."""
+    xp = array_module(dv)
+    hp, wp = padded_hw
+    ci = dv.shape[-1]
+    dv = dv.reshape(ALPHA, ALPHA, th, tw, n, ci)
+    span_h, span_w = M_OUT * (th - 1) + 1, M_OUT * (tw - 1) + 1
+    z = _scratch(xp, "a", (ALPHA, th, wp, n, ci), dv.dtype)
+    z.fill(0)
+    ebuf = _scratch(xp, "b", (ALPHA, th, tw, n, ci), dv.dtype)
+    for alpha in range(ALPHA):
+        e = _combine(BT.T, [dv[alpha, beta] for beta in range(ALPHA)], outs=list(ebuf))
+        for b in range(ALPHA):
+            z[alpha, :, b : b + span_w : M_OUT] += e[b]
+    dxh = _scratch(xp, "c", (hp, wp, n, ci), dv.dtype)
+    dxh.fill(0)
+    f = _scratch(xp, "b", (th, wp, n, ci), dv.dtype)
+    for a in range(ALPHA):
+        _combine(BT.T[a : a + 1], list(z), outs=[f])
+        dxh[a : a + span_h : M_OUT] += f
+    return dxh
+
+
 def conv3x3_forward(
-    x: Any, kernel: Any, bias: Any | None, pads: Pads, keep: bool = True
+    x: Any, kernel: Any, bias: Any | None, pads: Pads, keep: bool = True, relu: bool = False
 ) -> tuple[Any, WinogradCache | None]:
     """Stride-1 3x3 convolution by Winograd F(2x2, 3x3); returns ``(output, cache)``.
 
-    ``O[n, i, j, co] = b[co] + sum_{a, b, ci} Xp[n, i + a, j + b, ci] * F[a, b, ci, co]``.
+    ``O[n, i, j, co] = b[co] + sum_{a, b, ci} Xp[n, i + a, j + b, ci] * F[a, b, ci, co]``,
+    followed by ``max(O, 0)`` with ``relu`` (applied chunk by chunk, in the workers).
     With ``keep=False`` (inference) no cache is kept and ``None`` is returned for it.
     The batch is processed in chunks of images (see ``CHUNK_TILES``); each
     image's result does not depend on the chunking.
@@ -239,23 +349,35 @@ def conv3x3_forward(
     t = th * tw
     v_all = xp.empty((ALPHA * ALPHA, n * t, ci), dtype=xpad.dtype) if keep else None
     out = xp.empty((n, M_OUT * th, M_OUT * tw, co), dtype=xpad.dtype)
+    groups = _groups(xp, n, t)
+    plan = tuple(tuple(_chunks(lo, hi, t)) for lo, hi in groups)
 
     def group(lo: int, hi: int) -> None:
         for n0, n1 in _chunks(lo, hi, t):
-            v = input_transform(xpad[n0:n1], th, tw)
-            if v_all is not None:
-                v_all[:, n0 * t : n1 * t] = v
-            m = xp.matmul(v, u)  # (16, tiles, Co): one GEMM per Winograd position
-            output_transform(m, (n1 - n0, th, tw), out[n0:n1])
+            nc, nt = n1 - n0, (n1 - n0) * t
+            if v_all is not None:  # transformed tiles land where the backward wants them
+                v = v_all[:, n0 * t : n1 * t]
+            else:
+                v = _scratch(xp, "ci", (ALPHA * ALPHA, nt, ci), xpad.dtype)
+            xh = _scratch(xp, "c", (hp2, wp2, nc, ci), xpad.dtype)
+            xp.copyto(xh, xpad[n0:n1].transpose(1, 2, 0, 3))
+            _input_transform_hwnc(xh, th, tw, v)
+            m = _scratch(xp, "co", (ALPHA * ALPHA, nt, co), xpad.dtype)
+            xp.matmul(v, u, out=m)  # (16, tiles, Co): one GEMM per Winograd position
+            oh = _output_transform_hwnc(m, th, tw, nc).transpose(2, 0, 1, 3)
+            if bias is not None:
+                xp.add(oh, bias, out=out[n0:n1])
+            else:
+                xp.copyto(out[n0:n1], oh)
+            if relu:
+                xp.maximum(out[n0:n1], 0, out=out[n0:n1])
 
-    parallel.run_groups(group, _groups(xp, n, t))
+    parallel.run_groups(group, groups)
     if (M_OUT * th, M_OUT * tw) != (ho, wo):
         out = xp.ascontiguousarray(out[:, :ho, :wo])
-    if bias is not None:
-        out += bias
     if not keep:
         return out, None
-    return out, WinogradCache(v_all, u, (n, th, tw), (hp2, wp2), (ho, wo))
+    return out, WinogradCache(v_all, u, (n, th, tw), (hp2, wp2), (ho, wo), plan)
 
 
 def conv3x3_backward(
@@ -264,11 +386,17 @@ def conv3x3_backward(
     input_shape: tuple[int, ...],
     pads: Pads,
     need_input_grad: bool = True,
+    relu_output: Any | None = None,
 ) -> tuple[Any | None, Any, Any]:
     """Backward of :func:`conv3x3_forward`: ``(dX or None, dF, db)``.
 
-    Chunked over the batch like the forward; the filter gradient sums the
-    chunks' contributions in a fixed order, so results are reproducible.
+    With ``relu_output`` (the forward's output after ReLU), ``grad_out`` is the
+    gradient with respect to that output and is first multiplied by
+    ``relu_output > 0``, chunk by chunk in the workers.
+
+    Chunked over the batch exactly like the forward (whose tile order the
+    cached ``V`` has); the filter gradient sums the chunks' contributions in a
+    fixed order, so results are reproducible.
     """
     xp = array_module(grad_out)
     ci, co = cache.u.shape[1:]
@@ -276,34 +404,53 @@ def conv3x3_backward(
     t = th * tw
     ho, wo = cache.out_hw
     if (ho, wo) != (M_OUT * th, M_OUT * tw):
+        if relu_output is not None:
+            grad_out = grad_out * (relu_output > 0)
+            relu_output = None
         grad_out = xp.pad(grad_out, ((0, 0), (0, M_OUT * th - ho), (0, M_OUT * tw - wo), (0, 0)))
-    ut = cache.u.transpose(0, 2, 1)
+    ut = xp.ascontiguousarray(cache.u.transpose(0, 2, 1))
     hp, wp = cache.padded_hw
     dxp = xp.empty((n, hp, wp, ci), dtype=grad_out.dtype) if need_input_grad else None
+    plan = cache.chunks or tuple(tuple(_chunks(lo, hi, t)) for lo, hi in _groups(xp, n, t))
+    chunks_of = {(c[0][0], c[-1][1]): c for c in plan}
 
     def group(lo: int, hi: int) -> Any:
-        du = xp.zeros((ALPHA * ALPHA, ci, co), dtype=grad_out.dtype)
-        du_part = xp.empty_like(du)
-        for n0, n1 in _chunks(lo, hi, t):
-            dm = grad_transform(grad_out[n0:n1], (n1 - n0, th, tw))
+        du = xp.empty((ALPHA * ALPHA, ci, co), dtype=grad_out.dtype)
+        db = xp.zeros((co,), dtype=grad_out.dtype)
+        du_part = _scratch(xp, "du", (ALPHA * ALPHA, ci, co), grad_out.dtype)
+        for i, (n0, n1) in enumerate(chunks_of[(lo, hi)]):
+            nc, nt = n1 - n0, (n1 - n0) * t
+            gh = _scratch(xp, "c", (M_OUT * th, M_OUT * tw, nc, co), grad_out.dtype)
+            if relu_output is None:
+                xp.copyto(gh, grad_out[n0:n1].transpose(1, 2, 0, 3))
+            else:
+                xp.multiply(grad_out[n0:n1].transpose(1, 2, 0, 3),
+                            relu_output[n0:n1].transpose(1, 2, 0, 3) > 0, out=gh)
+            db += gh.sum(axis=(0, 1, 2))
+            dm = _scratch(xp, "co", (ALPHA * ALPHA, nt, co), grad_out.dtype)
+            _grad_transform_hwnc(gh, th, tw, dm)
             v = cache.v[:, n0 * t : n1 * t]
             # sum over tiles of V^T dM, one 2-D product per position: a stacked
             # matmul with a transposed operand does not reach BLAS in NumPy
+            dst = du if i == 0 else du_part
             for p in range(ALPHA * ALPHA):
-                xp.matmul(v[p].T, dm[p], out=du_part[p])
-            du += du_part
+                xp.matmul(v[p].T, dm[p], out=dst[p])
+            if i > 0:
+                du += du_part
             if dxp is not None:
-                dv = xp.matmul(dm, ut)  # (16, tiles, Ci)
-                dxp[n0:n1] = input_grad_transform(dv, (n1 - n0, th, tw), (hp, wp))
-        return du
+                dv = _scratch(xp, "ci", (ALPHA * ALPHA, nt, ci), grad_out.dtype)
+                xp.matmul(dm, ut, out=dv)  # (16, tiles, Ci)
+                dxh = _input_grad_transform_hwnc(dv, th, tw, nc, (hp, wp))
+                xp.copyto(dxp[n0:n1], dxh.transpose(2, 0, 1, 3))
+        return du, db
 
-    parts = parallel.run_groups(group, _groups(xp, n, t))
-    du = parts[0]
-    for part in parts[1:]:  # fixed order: reproducible
-        du += part
+    parts = parallel.run_groups(group, list(chunks_of))
+    du, dbias = parts[0]
+    for du_part, db_part in parts[1:]:  # fixed order: reproducible
+        du += du_part
+        dbias += db_part
     gg = xp.asarray(GG, dtype=du.dtype)
     dkernel = (gg.T @ du.reshape(ALPHA * ALPHA, ci * co)).reshape(R, R, ci, co)
-    dbias = grad_out.sum(axis=(0, 1, 2))
     if dxp is None:
         return None, dkernel, dbias
     (top, _), (left, _) = pads
