@@ -27,11 +27,9 @@ OPTIMIZER_CHOICES = ("adam", "sgd", "rmsprop", "adadelta")
 # --------------------------------------------------------------------------- helpers
 def _load_data(data: str | None, train_limit: int | None = None,
                test_limit: int | None = None) -> tuple[Any, Any, Any, Any]:
-    from cnnlab.datasets import load_idx_dir, load_mnist, to_model_input
+    from cnnlab.datasets import load_mnist, to_model_input
 
-    (x_train, y_train), (x_test, y_test) = (
-        load_mnist() if data is None else load_idx_dir(data)
-    )
+    (x_train, y_train), (x_test, y_test) = load_mnist(data)
     if train_limit:
         x_train, y_train = x_train[:train_limit], y_train[:train_limit]
     if test_limit:
@@ -147,11 +145,12 @@ def _train_figures(model: Any, out: Path, x_test: Any, y_test: Any,
 
 # --------------------------------------------------------------------------- others
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cnnlab.datasets import load_mnist, to_model_input
     from cnnlab.serialization import load_model
 
     model = load_model(_model_path(args.model))
-    _, _, x_test, y_test = _load_data(args.data, 1, args.limit)
-    loss, acc = model.evaluate(x_test, y_test)
+    _, (x_test, y_test) = load_mnist(args.data)
+    loss, acc = model.evaluate(to_model_input(x_test[: args.limit]), y_test[: args.limit])
     print(f"Test loss: {loss}")
     print(f"Test accuracy: {acc}")
     return 0

@@ -23,7 +23,7 @@ import numpy as np
 from cnnlab.errors import InvalidArgumentError, NonFiniteError, ShapeError
 from cnnlab.layers import Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from cnnlab.layers.base import Layer, snake_case
-from cnnlab.ops.losses import as_one_hot, categorical_cross_entropy, softmax_cross_entropy
+from cnnlab.ops.losses import categorical_cross_entropy, softmax_cross_entropy
 from cnnlab.optimizers import Optimizer, get_optimizer
 
 LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
@@ -543,9 +543,8 @@ class Sequential:
                 state.epoch, state.step, state.perm, state.elapsed = epoch + 1, 0, None, 0.0
                 for cb in callbacks:
                     cb.on_epoch_end(self, epoch, logs)
-                save(state)
+                path = save(state)
                 if interrupted():
-                    path = save(state)
                     raise TrainingInterrupted(f"interrupted after epoch {epoch + 1}", path)
                 if self.stop_training:
                     break
@@ -632,7 +631,3 @@ def seed_model(seed: int | None = None, input_shape: tuple[int, int, int] = (28,
 def as_labels(y: Any, num_classes: int) -> np.ndarray:
     """Integer labels from integer or one-hot ``y`` (validated)."""
     return _as_int_labels(np.asarray(y), num_classes)
-
-
-def one_hot_labels(y: Any, num_classes: int) -> np.ndarray:
-    return as_one_hot(np.asarray(y), num_classes, np.float32)

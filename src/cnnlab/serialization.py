@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import CnnlabError, ModelFileError
+from cnnlab.errors import CnnlabError, InvalidArgumentError, ModelFileError
 from cnnlab.fileio import atomic_write_bytes
 
 FORMAT_VERSION = "1"
@@ -148,8 +148,6 @@ def assign_tensors(model: Any, tensors: dict[str, np.ndarray], source: str,
 
 def load_model(path: str | Path, compile: bool = True) -> Any:
     """Load a model saved by :meth:`Sequential.save`; it predicts exactly as before saving."""
-    from cnnlab.errors import InvalidArgumentError
-
     source = str(path)
     meta, tensors = read_file(path)
     fmt = meta.get("cnnlab_format")

@@ -123,57 +123,54 @@ class Conv2D(Layer):
     def bias(self) -> Any | None:
         return self.weights[1] if self.use_bias else None
 
+    @property
+    def _fused_relu(self) -> bool:
+        """The fast path applies ReLU (and its mask) inside the convolution."""
+        return self.impl == "fast" and self.activation == "relu"
+
     def forward(self, x: Any, training: bool = False) -> Any:
         if self.impl == "reference":
             z = conv_ops.conv2d_forward_reference(
                 x, self.kernel, self.bias, self.strides, self.pads
             )
-            cols = x
-        elif self.activation == "relu":  # fused into the convolution
-            y, cols = conv_ops.conv2d_forward(
-                x, self.kernel, self.bias, self.strides, self.pads, keep=training, relu=True
-            )
-            self._cache = (cols, x.shape, y) if training else None
-            return y
+            cache = x
         else:
-            z, cols = conv_ops.conv2d_forward(
-                x, self.kernel, self.bias, self.strides, self.pads, keep=training
+            z, cache = conv_ops.conv2d_forward(
+                x, self.kernel, self.bias, self.strides, self.pads, keep=training,
+                relu=self._fused_relu,
             )
-        y = self._act(z, out=z) if self.activation != "softmax" else self._act(z)
-        self._cache = (cols, x.shape, y) if training else None
+        if self._fused_relu:
+            y = z
+        else:
+            y = self._act(z, out=z) if self.activation != "softmax" else self._act(z)
+        self._cache = (cache, x.shape, y) if training else None
         return y
 
     def backward(self, grad_out: Any) -> Any:
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first")
-        cols, x_shape, y = self._cache
-        if self.impl != "reference" and self.activation == "relu":  # fused
-            dx, dk, db = conv_ops.conv2d_backward(
-                grad_out, cols, self.kernel, x_shape, self.strides, self.pads,
-                self.need_input_grad, relu_output=y,
-            )
-            self.grads[0] = dk
-            if self.use_bias:
-                self.grads[1] = db
-            self._cache = None
-            return dx
-        g = self._act_backward(grad_out, y)
+        cache, x_shape, y = self._cache
+        self._cache = None
         if self.impl == "reference":
-            x = cols
-            self.grads[0] = conv_ops.conv2d_backward_filter_reference(
-                x, g, self.kernel_size, self.strides, self.pads
+            g = self._act_backward(grad_out, y)
+            dk = conv_ops.conv2d_backward_filter_reference(
+                cache, g, self.kernel_size, self.strides, self.pads
             )
-            if self.use_bias:
-                self.grads[1] = g.sum(axis=(0, 1, 2))
+            db = g.sum(axis=(0, 1, 2))
             dx = conv_ops.conv2d_backward_input_reference(
                 g, self.kernel, x_shape[1:3], self.strides, self.pads
             )
+        elif self._fused_relu:
+            dx, dk, db = conv_ops.conv2d_backward(
+                grad_out, cache, self.kernel, x_shape, self.strides, self.pads,
+                self.need_input_grad, relu_output=y,
+            )
         else:
             dx, dk, db = conv_ops.conv2d_backward(
-                g, cols, self.kernel, x_shape, self.strides, self.pads, self.need_input_grad
+                self._act_backward(grad_out, y), cache, self.kernel, x_shape, self.strides,
+                self.pads, self.need_input_grad,
             )
-            self.grads[0] = dk
-            if self.use_bias:
-                self.grads[1] = db
-        self._cache = None
+        self.grads[0] = dk
+        if self.use_bias:
+            self.grads[1] = db
         return dx

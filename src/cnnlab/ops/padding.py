@@ -43,11 +43,6 @@ def pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int]
     return out
 
 
-def check_padding_arg(padding: Any) -> None:
-    """Raise :class:`InvalidArgumentError` unless ``padding`` is a known form."""
-    normalise_padding_arg(padding)
-
-
 def normalise_padding_arg(padding: Any) -> PaddingArg:
     """Validate a padding argument and return it in canonical form."""
     if isinstance(padding, str):

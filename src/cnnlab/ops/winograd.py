@@ -58,30 +58,18 @@ def winograd_applicable(kernel_hw: tuple[int, int], strides: tuple[int, int]) ->
     return tuple(kernel_hw) == (R, R) and tuple(strides) == (1, 1)
 
 
-def _combine(mat: np.ndarray, parts: list[Any], outs: list[Any] | None = None,
-             accumulate: bool = False) -> list[Any]:
+def _combine(mat: np.ndarray, parts: list[Any], outs: list[Any] | None = None) -> list[Any]:
     """``res[i] = sum_j mat[i, j] * parts[j]`` for a small constant matrix.
 
     Zero coefficients are skipped and +-1 become additions and subtractions.
-    With ``outs`` the results are written into (or, with ``accumulate``, added
-    to) those arrays, which may be strided views.
+    With ``outs`` the results are written into those arrays, which may be
+    strided views.
     """
     xp = array_module(parts[0])
     res = []
     for i in range(mat.shape[0]):
         terms = [(float(c), parts[j]) for j, c in enumerate(mat[i]) if c != 0]
         o = None if outs is None else outs[i]
-        if accumulate:
-            assert o is not None
-            for c, p in terms:
-                if c == 1:
-                    o += p
-                elif c == -1:
-                    o -= p
-                else:
-                    o += p * p.dtype.type(c)
-            res.append(o)
-            continue
         (c0, p0), rest = terms[0], terms[1:]
         if rest and c0 == 1 and rest[0][0] in (1, -1):
             c1, p1 = rest[0]

@@ -116,7 +116,7 @@ def _model_path(arg: str | None) -> Path:
 
 
 def _test_data(data: str | None) -> tuple[Any, Any]:
-    from cnnlab.datasets import load_idx_dir, load_mnist
+    from cnnlab.datasets import load_mnist
 
-    _, (x_test, y_test) = load_mnist() if data is None else load_idx_dir(data)
+    _, (x_test, y_test) = load_mnist(data)
     return x_test, y_test
