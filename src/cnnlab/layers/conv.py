@@ -76,6 +76,8 @@ class Conv2D(Layer):
         self.impl = impl
         self.weight_names = ("kernel", "bias") if self.use_bias else ("kernel",)
         self._cache: tuple[Any, ...] | None = None
+        # transformed filters for inference, checked against the kernel on each use
+        self._filter_cache: dict = {}
 
     def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(input_shape) != 3:
@@ -137,7 +139,7 @@ class Conv2D(Layer):
         else:
             z, cache = conv_ops.conv2d_forward(
                 x, self.kernel, self.bias, self.strides, self.pads, keep=training,
-                relu=self._fused_relu,
+                relu=self._fused_relu, filter_cache=None if training else self._filter_cache,
             )
         if self._fused_relu:
             y = z

@@ -212,8 +212,9 @@ def conv2d_backward_im2col(
 WINOGRAD_MIN_CHANNELS = 8
 
 #: Smallest number of output pixels (batch x height x width) for Winograd:
-#: below it (batch-1 inference) its fixed per-call cost (the filter transform
-#: and a few dozen array operations) exceeds what it saves.
+#: below it (batch-1 inference) im2col's single GEMM is faster; Winograd's
+#: transformed filters are several times the kernel's size, and reading them
+#: costs more than the multiplications they save (measured on the seed model).
 WINOGRAD_MIN_PIXELS = 512
 
 
@@ -237,6 +238,26 @@ class ConvCache:
     data: Any
 
 
+def winograd_filter(kernel: Any, m: int, filter_cache: dict | None) -> Any:
+    """:func:`winograd.filter_transform` of ``kernel``, memoised in ``filter_cache``.
+
+    The cache (a dict the caller owns, e.g. one per layer) keeps a copy of the
+    kernel it transformed and is used only while the kernel is still equal
+    to that copy, element for element; so weights changed in place (by an
+    optimizer or by hand) are always seen. Comparing costs a fraction of the
+    transform (which matters for small inference batches).
+    """
+    if filter_cache is None:
+        return winograd.filter_transform(kernel, m)
+    xp = array_module(kernel)
+    hit = filter_cache.get(("winograd", m))
+    if hit is not None and hit[0].dtype == kernel.dtype and xp.array_equal(hit[0], kernel):
+        return hit[1]
+    u = winograd.filter_transform(kernel, m)
+    filter_cache[("winograd", m)] = (kernel.copy(), u)
+    return u
+
+
 def conv2d_forward(
     x: Any,
     kernel: Any,
@@ -246,6 +267,7 @@ def conv2d_forward(
     algorithm: str | None = None,
     keep: bool = True,
     relu: bool = False,
+    filter_cache: dict | None = None,
 ) -> tuple[Any, ConvCache]:
     """Fast forward ``O = correlate(pad(X), F) + b``. Returns ``(output, cache)``.
 
@@ -253,13 +275,17 @@ def conv2d_forward(
     else falls back to im2col) or ``None`` to let :func:`choose_algorithm` pick.
     Keep ``cache`` for :func:`conv2d_backward`; ``keep=False`` (inference) lets
     the Winograd path skip storing its transformed input. ``relu=True`` returns
-    ``max(O, 0)`` instead (fused into the Winograd workers).
+    ``max(O, 0)`` instead (fused into the Winograd workers). ``filter_cache``
+    (see :func:`winograd_filter`) saves re-transforming unchanged filters.
     """
     if algorithm is None:
         ho, wo = output_hw(x.shape[1:3], kernel.shape[:2], strides, pads, "kernel")
         algorithm = choose_algorithm(kernel.shape, strides, x.shape[0] * ho * wo)
     if algorithm == "winograd" and winograd.winograd_applicable(kernel.shape[:2], strides):
-        out, wcache = winograd.conv3x3_forward(x, kernel, bias, pads, keep, relu)
+        ho, wo = output_hw(x.shape[1:3], kernel.shape[:2], strides, pads, "kernel")
+        m = winograd.choose_tile((ho, wo))
+        u = winograd_filter(kernel, m, filter_cache)
+        out, wcache = winograd.conv3x3_forward(x, kernel, bias, pads, keep, relu, m=m, u=u)
         return out, ConvCache("winograd", wcache)
     out, cols = conv2d_forward_im2col(x, kernel, bias, strides, pads)
     if relu:

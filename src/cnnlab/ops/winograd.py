@@ -1,33 +1,45 @@
-"""Winograd F(2x2, 3x3) convolution (Lavin and Gray, 2016) for 3x3, stride-1 layers.
+"""Winograd F(m x m, 3 x 3) convolution (Lavin and Gray, 2016) for 3x3, stride-1 layers.
 
-A 3x3 correlation producing a 2x2 output tile ``Y`` from a 4x4 input tile ``d``
-is computed with 16 multiplications instead of 36::
+A 3x3 correlation producing an ``m x m`` output tile ``Y`` from an
+``a x a`` input tile ``d`` (``a = m + 2``) is computed with ``a^2``
+multiplications instead of ``9 m^2``::
 
     Y = A^T [ (G g G^T) * (B^T d B) ] A          (* is the element-wise product)
 
-    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]
-    G   = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]
-    A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]
+with ``A^T`` (m x a), ``G`` (a x 3) and ``B^T`` (a x a) the Toom-Cook matrices
+of :func:`transform_matrices`. For m = 2 they are the paper's::
+
+    B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]   (up to row signs)
 
 Over channels, the element-wise product becomes one matrix product per
-Winograd-domain position ``p`` (16 of them), batched as one ``matmul``::
+Winograd-domain position ``p`` (``a^2`` of them), batched as one ``matmul``::
 
     M[p] = V[p] @ U[p]     V[p]: (tiles, C_in),  U[p]: (C_in, C_out)
 
 with ``V = B^T d B`` (input tiles) and ``U = G g G^T`` (filters). Tiles of the
-padded input start every 2 pixels and overlap by 2.
+padded input start every ``m`` pixels and overlap by 2.
+
+Larger tiles need fewer multiplications per output pixel (``a^2 / m^2``: 4 for
+m = 2, 1.96 for m = 5) but round the output up to whole tiles and add
+floating-point error (in float32, about 1e-6 of the output's scale for m = 2
+and 1e-5 for m = 6); :func:`choose_tile` picks m in 2..6 from the layer's
+output size (m = 5 for the seed model's 10x10 maps, m = 4 for its 12x12 ones).
 
 The backward pass differentiates this exact identity (it is linear in ``d``
 and in ``g``), so with ``dM = A dY A^T`` (the output-gradient tiles)::
 
     dL/dg = G^T [ sum_tiles V * dM ] G          = G^T (V^T @ dM) G   per position
-    dL/dd = B [ dM @ U^T ] B^T, scattered back over the overlapping tiles.
+    dL/dd = B [ dM @ U^T ] B^T, added back over the overlapping tiles.
 
 This is the full convolution with the 180-degree rotated filter (the slides'
 ``dL/dX``) and the correlation of the input with ``dL/dO`` (the slides'
-``dL/dF``), evaluated in the Winograd domain; the forward's ``V`` and ``U`` are
-reused. Each small transform is applied along one spatial axis at a time, as
-a handful of additions of strided slices (no tile copies).
+``dL/dF``), evaluated in the Winograd domain; the forward's ``V`` and ``U``
+are reused.
+
+Every transform has the form ``out[i, j] = sum_{a, b} L[i, a] L[j, b] d[a, b]``
+over an array of tiles stored position-major, ``(p, p, tiles x channels)``,
+and runs as two small matrix products (:func:`sandwich`): one along each
+tile axis. Tiles are gathered once from a strided window view.
 """
 
 from __future__ import annotations
@@ -35,97 +47,168 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from cnnlab.backend import array_module
+from cnnlab.backend import array_module, sliding_window_view
 from cnnlab.ops import parallel
 from cnnlab.ops.padding import Pads, pad2d
 
-# F(2x2, 3x3) matrices; every entry is 0, +-1 or +-1/2, so float32 is exact.
-BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
-G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
-AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
-GG = np.kron(G, G)  # (16, 9): vec(G g G^T) = GG @ vec(g)
-
-M_OUT, R = 2, 3  # output tile size, filter size
-ALPHA = M_OUT + R - 1  # input tile size, 4
+R = 3  # filter size
+#: Interpolation points of the Toom-Cook construction, in the order used
+#: (m + 1 finite points for F(m, 3), plus the point at infinity). Small
+#: integers and their reciprocals keep the matrices' entries, and the
+#: float32 error, small.
+POINTS = (Fraction(0), Fraction(1), Fraction(-1), Fraction(2), Fraction(-2),
+          Fraction(1, 2), Fraction(-1, 2))
+#: Output tile sizes :func:`choose_tile` considers.
+TILE_SIZES = (2, 3, 4, 5, 6)
 
 
 def winograd_applicable(kernel_hw: tuple[int, int], strides: tuple[int, int]) -> bool:
-    """Winograd F(2x2, 3x3) applies to 3x3 kernels at stride 1 only."""
+    """Winograd F(m x m, 3 x 3) applies to 3x3 kernels at stride 1 only."""
     return tuple(kernel_hw) == (R, R) and tuple(strides) == (1, 1)
 
 
-def _combine(mat: np.ndarray, parts: list[Any], outs: list[Any] | None = None) -> list[Any]:
-    """``res[i] = sum_j mat[i, j] * parts[j]`` for a small constant matrix.
+def _poly_coefficients(roots: list[Fraction]) -> list[Fraction]:
+    """Coefficients, lowest power first, of ``prod (x - r)``."""
+    coef = [Fraction(1)]
+    for r in roots:
+        nxt = [Fraction(0)] * (len(coef) + 1)
+        for k, c in enumerate(coef):
+            nxt[k + 1] += c
+            nxt[k] -= r * c
+        coef = nxt
+    return coef
 
-    Zero coefficients are skipped and +-1 become additions and subtractions.
-    With ``outs`` the results are written into those arrays, which may be
-    strided views.
+
+def exact_transform_matrices(m: int) -> tuple[list[list[Fraction]], ...]:
+    """Toom-Cook ``(A^T, G, B^T)`` for F(m, 3) in exact rational arithmetic.
+
+    With finite points ``p_0 .. p_{a-2}`` and the point at infinity:
+
+    * ``A^T[i, j] = p_j^i`` (evaluate the product polynomial), last column ``e_{m-1}``;
+    * ``G[j, k] = p_j^k / f_j`` with ``f_j = prod_{l != j} (p_j - p_l)`` (evaluate
+      the filter polynomial, with the Lagrange denominators), last row ``e_2``;
+    * ``B^T[j]`` = coefficients of ``prod_{l != j} (x - p_l)``, last row those of
+      ``prod_l (x - p_l)`` (the Lagrange numerators, and the term of the
+      point at infinity).
+
+    Then ``A^T [(G g) * (B^T d)] = correlate(d, g)`` for every ``d`` (length
+    ``a``) and ``g`` (length 3); the tests check it exactly.
     """
-    xp = array_module(parts[0])
-    res = []
-    for i in range(mat.shape[0]):
-        terms = [(float(c), parts[j]) for j, c in enumerate(mat[i]) if c != 0]
-        o = None if outs is None else outs[i]
-        (c0, p0), rest = terms[0], terms[1:]
-        if rest and c0 == 1 and rest[0][0] in (1, -1):
-            c1, p1 = rest[0]
-            o = (xp.add if c1 == 1 else xp.subtract)(p0, p1, out=o)
-            rest = rest[1:]
-        elif c0 == 1:
-            if o is None:
-                o = p0.copy()
-            else:
-                xp.copyto(o, p0)
-        elif c0 == -1:
-            o = xp.negative(p0, out=o)
-        else:
-            o = xp.multiply(p0, p0.dtype.type(c0), out=o)
-        for c, p in rest:
-            if c == 1:
-                o += p
-            elif c == -1:
-                o -= p
-            else:
-                o += p * p.dtype.type(c)
-        res.append(o)
-    return res
+    if m not in TILE_SIZES:
+        raise ValueError(f"Winograd output tile size must be one of {TILE_SIZES}, got {m}")
+    a = m + R - 1
+    pts = list(POINTS[: a - 1])
+    at = [[p**i for p in pts] + [Fraction(int(i == m - 1))] for i in range(m)]
+    g = []
+    for j, p in enumerate(pts):
+        f = math.prod((p - q for q in pts[:j] + pts[j + 1:]), start=Fraction(1))
+        g.append([p**k / f for k in range(R)])
+    g.append([Fraction(int(k == R - 1)) for k in range(R)])
+    bt = [_poly_coefficients(pts[:j] + pts[j + 1:]) + [Fraction(0)] for j in range(a - 1)]
+    bt.append(_poly_coefficients(pts))
+    return at, g, bt
+
+
+@lru_cache(maxsize=None)
+def transform_matrices(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(A^T, G, B^T)`` for F(m, 3) as float64 arrays (read-only)."""
+    out = []
+    for mat in exact_transform_matrices(m):
+        arr = np.array([[float(v) for v in row] for row in mat])
+        arr.flags.writeable = False
+        out.append(arr)
+    return out[0], out[1], out[2]
+
+
+#: :func:`choose_tile` takes the smallest m whose product count is within this
+#: factor of the fewest: bigger tiles also cost bigger transforms and more
+#: rounding, so a small saving in products is not worth them (measured on the
+#: seed model's 12x12 layer: m = 4 and m = 6 take the same time).
+TILE_SLACK = 1.3
+
+
+def choose_tile(out_hw: tuple[int, int]) -> int:
+    """The output tile size m for a layer with output size ``out_hw``.
+
+    Counts the Winograd-domain products per channel pair,
+    ``(m + 2)^2 * ceil(Ho / m) * ceil(Wo / m)``, and returns the smallest m
+    within ``TILE_SLACK`` of the fewest (m = 5 for 10x10 maps: 196 against
+    400 for m = 2; m = 4 for 12x12 maps: 324 against 576).
+    """
+    ho, wo = out_hw
+    cost = {m: (m + R - 1) ** 2 * -(-ho // m) * -(-wo // m) for m in TILE_SIZES}
+    best = min(cost.values())
+    return min(m for m in TILE_SIZES if cost[m] <= TILE_SLACK * best)
+
+
+def sandwich(mat: Any, d: Any, out: Any, tmp: Any) -> Any:
+    """``out[i, j, :] = sum_{a, b} mat[i, a] * mat[j, b] * d[a, b, :]``.
+
+    ``d`` is ``(p, p, X)``, ``mat`` ``(q, p)``, ``out`` ``(q, q, X)`` and
+    ``tmp`` a ``(q, p, X)`` work array: two matrix products, one per tile axis.
+    """
+    xp = array_module(d)
+    p, x = d.shape[0], d.shape[2]
+    q = mat.shape[0]
+    xp.matmul(mat, d.reshape(p, p * x), out=tmp.reshape(q, p * x))
+    xp.matmul(mat, tmp, out=out)  # mat broadcast over tmp's first axis
+    return out
+
+
+def _mats(m: int, dtype: Any, xp: Any) -> tuple[Any, Any, Any]:
+    return tuple(xp.asarray(t, dtype=dtype) for t in transform_matrices(m))  # type: ignore
+
+
+def filter_transform(kernel: Any, m: int) -> Any:
+    """``U = G g G^T`` for every (C_in, C_out) pair: ``(a^2, C_in, C_out)``."""
+    xp = array_module(kernel)
+    _, g, _ = _mats(m, kernel.dtype, xp)
+    a = m + R - 1
+    _, _, ci, co = kernel.shape
+    d = kernel.reshape(R, R, ci * co)
+    u = xp.empty((a, a, ci * co), dtype=kernel.dtype)
+    sandwich(g, d, u, xp.empty((a, R, ci * co), dtype=kernel.dtype))
+    return u.reshape(a * a, ci, co)
 
 
 @dataclass
 class WinogradCache:
     """What the backward pass needs from the forward: transformed input and filters."""
 
-    v: Any  # (16, N * th * tw, C_in); within each chunk, tiles in (th, tw, n) order
-    u: Any  # (16, C_in, C_out)
+    m: int  # output tile size
+    v: Any  # (a^2, N * th * tw, C_in), tiles in (n, th, tw) order
+    u: Any  # (a^2, C_in, C_out)
     tiles: tuple[int, int, int]  # (N, th, tw)
     padded_hw: tuple[int, int]  # padded input size, rounded up to whole tiles
     out_hw: tuple[int, int]
     chunks: tuple[tuple[tuple[int, int], ...], ...] = ()  # per group, the forward's chunks
 
 
-#: Tiles processed together: each worker's images are cut into near-equal
-#: chunks of at most about this many tiles, which bounds the Winograd-domain
-#: temporaries (kept per thread and reused, see ``_scratch``). Larger chunks
-#: mean fewer, longer element-wise operations and larger GEMMs.
-CHUNK_TILES = 1024
+#: Winograd-domain rows (positions x tiles) processed together: each worker's
+#: images are cut into near-equal chunks of at most about this many rows,
+#: which bounds the temporaries (kept per thread and reused, see
+#: ``_scratch``). Larger chunks mean fewer, longer operations and larger GEMMs.
+CHUNK_ROWS = 16384
 
 #: Fewest tiles for which a layer's batch is split across worker threads.
-PARALLEL_MIN_TILES = 1024
+PARALLEL_MIN_TILES = 64
 
 
-def _chunks(lo: int, hi: int, tiles_per_image: int) -> list[tuple[int, int]]:
-    count = max(1, -(-(hi - lo) * tiles_per_image // CHUNK_TILES))
-    return [(lo + a, lo + b) for a, b in parallel.split(hi - lo, count)]
+def _chunks(lo: int, hi: int, tiles_per_image: int, a: int) -> list[tuple[int, int]]:
+    count = max(1, -(-(hi - lo) * tiles_per_image * a * a // CHUNK_ROWS))
+    return [(lo + s, lo + e) for s, e in parallel.split(hi - lo, count)]
 
 
 def _groups(xp: Any, n: int, tiles_per_image: int) -> list[tuple[int, int]]:
     """Contiguous batch groups, one per worker thread, unless the batch is small."""
     workers = parallel.workers_for(xp)
-    if n * tiles_per_image < min(PARALLEL_MIN_TILES, 2 * CHUNK_TILES):
+    if n * tiles_per_image < PARALLEL_MIN_TILES:
         workers = 1
     return parallel.split(n, workers)
 
@@ -154,218 +237,102 @@ def _scratch(xp: Any, name: str, shape: tuple[int, ...], dtype: Any) -> Any:
     return buf[:size].reshape(shape)
 
 
-def _tile_counts(hp: int, wp: int) -> tuple[int, int]:
-    return -(-(hp - R + 1) // M_OUT), -(-(wp - R + 1) // M_OUT)
+def _tile_counts(out_hw: tuple[int, int], m: int) -> tuple[int, int]:
+    return -(-out_hw[0] // m), -(-out_hw[1] // m)
 
 
-def filter_transform(kernel: Any) -> Any:
-    """``U = G g G^T`` for every (C_in, C_out) pair: ``(16, C_in, C_out)``."""
-    xp = array_module(kernel)
-    _, _, ci, co = kernel.shape
-    gg = xp.asarray(GG, dtype=kernel.dtype)
-    return (gg @ kernel.reshape(R * R, ci * co)).reshape(ALPHA * ALPHA, ci, co)
-
-
-def input_transform(xpad: Any, th: int, tw: int) -> Any:
-    """``V = B^T d B`` for every 4x4 tile of ``xpad`` (N, Hp, Wp, C): ``(16, N*th*tw, C)``."""
+def gather_tiles(xpad: Any, m: int, th: int, tw: int, out: Any) -> Any:
+    """The ``a x a`` input tiles (every ``m`` pixels) of ``xpad`` (N, Hp, Wp, C),
+    position-major into ``out`` ``(a, a, N, th, tw, C)``."""
     xp = array_module(xpad)
-    n, _, _, c = xpad.shape
-    rows = [xpad[:, a : a + M_OUT * (th - 1) + 1 : M_OUT] for a in range(ALPHA)]
-    r = _combine(BT, rows)  # 4 x (N, th, Wp, C)
-    v = xp.empty((ALPHA, ALPHA, n, th, tw, c), dtype=xpad.dtype)
-    for alpha in range(ALPHA):
-        cols = [r[alpha][:, :, b : b + M_OUT * (tw - 1) + 1 : M_OUT] for b in range(ALPHA)]
-        _combine(BT, cols, outs=[v[alpha, beta] for beta in range(ALPHA)])
-    return v.reshape(ALPHA * ALPHA, n * th * tw, c)
-
-
-def output_transform(m: Any, tiles: tuple[int, int, int], out: Any) -> Any:
-    """``Y = A^T M A`` per tile, written into ``out`` (N, 2*th, 2*tw, C_out)."""
-    n, th, tw = tiles
-    co = m.shape[-1]
-    m = m.reshape(ALPHA, ALPHA, n, th, tw, co)
-    p = [_combine(AT, [m[alpha, beta] for beta in range(ALPHA)]) for alpha in range(ALPHA)]
-    for j in range(M_OUT):
-        _combine(AT, [p[alpha][j] for alpha in range(ALPHA)],
-                 outs=[out[:, i::M_OUT, j::M_OUT] for i in range(M_OUT)])
+    a = m + R - 1
+    win = sliding_window_view(xpad, (a, a), axis=(1, 2))[:, : m * th : m, : m * tw : m]
+    xp.copyto(out, win.transpose(4, 5, 0, 1, 2, 3))
     return out
 
 
-def grad_transform(grad_out: Any, tiles: tuple[int, int, int]) -> Any:
-    """``dM = A dY A^T`` per 2x2 output-gradient tile: ``(16, N*th*tw, C_out)``.
-
-    ``A`` (4x2) is the transpose of ``A^T``: the adjoint of :func:`output_transform`.
-    """
-    xp = array_module(grad_out)
-    n, th, tw = tiles
-    co = grad_out.shape[-1]
-    ho, wo = grad_out.shape[1:3]
-    if (ho, wo) != (M_OUT * th, M_OUT * tw):
-        grad_out = xp.pad(grad_out, ((0, 0), (0, M_OUT * th - ho), (0, M_OUT * tw - wo), (0, 0)))
-    rows = [grad_out[:, i::M_OUT] for i in range(M_OUT)]
-    q = _combine(AT.T, rows)  # 4 x (N, th, 2*tw, Co)
-    dm = xp.empty((ALPHA, ALPHA, n, th, tw, co), dtype=grad_out.dtype)
-    for alpha in range(ALPHA):
-        _combine(AT.T, [q[alpha][:, :, j::M_OUT] for j in range(M_OUT)],
-                 outs=[dm[alpha, beta] for beta in range(ALPHA)])
-    return dm.reshape(ALPHA * ALPHA, n * th * tw, co)
-
-
-def input_grad_transform(dv: Any, tiles: tuple[int, int, int], padded_hw: tuple[int, int]) -> Any:
-    """``dd = B dV B^T`` per tile, summed over overlapping tiles: ``(N, Hp, Wp, C_in)``.
-
-    The adjoint of :func:`input_transform`.
-    """
-    xp = array_module(dv)
-    n, th, tw = tiles
-    hp, wp = padded_hw
-    ci = dv.shape[-1]
-    dv = dv.reshape(ALPHA, ALPHA, n, th, tw, ci)
-    span_h, span_w = M_OUT * (th - 1) + 1, M_OUT * (tw - 1) + 1
-    z = xp.zeros((ALPHA, n, th, wp, ci), dtype=dv.dtype)
-    for alpha in range(ALPHA):
-        e = _combine(BT.T, [dv[alpha, beta] for beta in range(ALPHA)])
-        for b in range(ALPHA):
-            z[alpha, :, :, b : b + span_w : M_OUT] += e[b]
-    dx = xp.zeros((n, hp, wp, ci), dtype=dv.dtype)
-    f = _combine(BT.T, [z[alpha] for alpha in range(ALPHA)])
-    for a in range(ALPHA):
-        dx[:, a : a + span_h : M_OUT] += f[a]
-    return dx
-
-
-# The fast path runs the transforms on chunks transposed to (H, W, N, C):
-# there every strided tile view keeps a long contiguous inner run (images x
-# channels), which NumPy's element-wise loops process several times faster
-# than the channel-only runs of (N, H, W, C) views. The tiles of a chunk are
-# ordered (th, tw, n); each chunk's GEMMs do not depend on the tile order.
-# Each row of a transform is finished (its column combinations included)
-# before the next starts, so its intermediate stays in cache.
-# Work arrays come from ``_scratch``: "co"/"ci" hold Winograd-domain arrays,
-# "a", "b", "c" the transforms' intermediates.
-
-
-def _input_transform_hwnc(xh: Any, th: int, tw: int, out: Any) -> Any:
-    """:func:`input_transform` of ``xh`` (Hp, Wp, n, C) into ``out`` (16, th*tw*n, C)."""
-    xp = array_module(xh)
-    _, wp, n, c = xh.shape
-    rows = [xh[a : a + M_OUT * (th - 1) + 1 : M_OUT] for a in range(ALPHA)]
-    r = _scratch(xp, "a", (th, wp, n, c), xh.dtype)
-    v = out.reshape(ALPHA, ALPHA, th, tw, n, c)  # splits axes: always a view
-    for alpha in range(ALPHA):
-        _combine(BT[alpha : alpha + 1], rows, outs=[r])  # (th, Wp, n, C)
-        cols = [r[:, b : b + M_OUT * (tw - 1) + 1 : M_OUT] for b in range(ALPHA)]
-        _combine(BT, cols, outs=[v[alpha, beta] for beta in range(ALPHA)])
+def scatter_tiles(dd: Any, m: int, out: Any) -> Any:
+    """Adjoint of :func:`gather_tiles`: add ``dd`` ``(a, a, N, th, tw, C)`` over the
+    overlapping tiles into ``out`` (N, Hp, Wp, C), which must hold zeros."""
+    a, _, _, th, tw, _ = dd.shape
+    for i in range(a):
+        for j in range(a):
+            out[:, i : i + m * (th - 1) + 1 : m, j : j + m * (tw - 1) + 1 : m] += dd[i, j]
     return out
-
-
-def _output_transform_hwnc(m: Any, th: int, tw: int, n: int) -> Any:
-    """:func:`output_transform` of ``m`` (16, th*tw*n, Co): ``(2*th, 2*tw, n, Co)`` scratch."""
-    xp = array_module(m)
-    co = m.shape[-1]
-    m = m.reshape(ALPHA, ALPHA, th, tw, n, co)
-    pbuf = _scratch(xp, "a", (ALPHA, M_OUT, th, tw, n, co), m.dtype)
-    p = [_combine(AT, [m[alpha, beta] for beta in range(ALPHA)], outs=list(pbuf[alpha]))
-         for alpha in range(ALPHA)]
-    oh = _scratch(xp, "b", (M_OUT * th, M_OUT * tw, n, co), m.dtype)
-    for j in range(M_OUT):
-        _combine(AT, [p[alpha][j] for alpha in range(ALPHA)],
-                 outs=[oh[i::M_OUT, j::M_OUT] for i in range(M_OUT)])
-    return oh
-
-
-def _grad_transform_hwnc(gh: Any, th: int, tw: int, out: Any) -> Any:
-    """:func:`grad_transform` of ``gh`` (2*th, 2*tw, n, Co) into ``out`` (16, th*tw*n, Co)."""
-    xp = array_module(gh)
-    n, co = gh.shape[2:]
-    rows = [gh[i::M_OUT] for i in range(M_OUT)]
-    q = _scratch(xp, "a", (th, M_OUT * tw, n, co), gh.dtype)
-    dm = out.reshape(ALPHA, ALPHA, th, tw, n, co)
-    for alpha in range(ALPHA):
-        _combine(AT.T[alpha : alpha + 1], rows, outs=[q])  # (th, 2*tw, n, Co)
-        _combine(AT.T, [q[:, j::M_OUT] for j in range(M_OUT)],
-                 outs=[dm[alpha, beta] for beta in range(ALPHA)])
-    return out
-
-
-def _input_grad_transform_hwnc(dv: Any, th: int, tw: int, n: int,
-                               padded_hw: tuple[int, int]) -> Any:
-    """:func:`input_grad_transform` of ``dv`` (16, th*tw*n, Ci): ``(Hp, Wp, n, Ci)`` scratch."""
-    xp = array_module(dv)
-    hp, wp = padded_hw
-    ci = dv.shape[-1]
-    dv = dv.reshape(ALPHA, ALPHA, th, tw, n, ci)
-    span_h, span_w = M_OUT * (th - 1) + 1, M_OUT * (tw - 1) + 1
-    z = _scratch(xp, "a", (ALPHA, th, wp, n, ci), dv.dtype)
-    z.fill(0)
-    ebuf = _scratch(xp, "b", (ALPHA, th, tw, n, ci), dv.dtype)
-    for alpha in range(ALPHA):
-        e = _combine(BT.T, [dv[alpha, beta] for beta in range(ALPHA)], outs=list(ebuf))
-        for b in range(ALPHA):
-            z[alpha, :, b : b + span_w : M_OUT] += e[b]
-    dxh = _scratch(xp, "c", (hp, wp, n, ci), dv.dtype)
-    dxh.fill(0)
-    f = _scratch(xp, "b", (th, wp, n, ci), dv.dtype)
-    for a in range(ALPHA):
-        _combine(BT.T[a : a + 1], list(z), outs=[f])
-        dxh[a : a + span_h : M_OUT] += f
-    return dxh
 
 
 def conv3x3_forward(
-    x: Any, kernel: Any, bias: Any | None, pads: Pads, keep: bool = True, relu: bool = False
+    x: Any,
+    kernel: Any,
+    bias: Any | None,
+    pads: Pads,
+    keep: bool = True,
+    relu: bool = False,
+    m: int | None = None,
+    u: Any | None = None,
 ) -> tuple[Any, WinogradCache | None]:
-    """Stride-1 3x3 convolution by Winograd F(2x2, 3x3); returns ``(output, cache)``.
+    """Stride-1 3x3 convolution by Winograd F(m x m, 3 x 3); returns ``(output, cache)``.
 
     ``O[n, i, j, co] = b[co] + sum_{a, b, ci} Xp[n, i + a, j + b, ci] * F[a, b, ci, co]``,
     followed by ``max(O, 0)`` with ``relu`` (applied chunk by chunk, in the workers).
+    ``m`` is the output tile size (default :func:`choose_tile`); ``u`` may
+    pass a precomputed :func:`filter_transform` of ``kernel`` for that ``m``.
     With ``keep=False`` (inference) no cache is kept and ``None`` is returned for it.
-    The batch is processed in chunks of images (see ``CHUNK_TILES``); each
+    The batch is processed in chunks of images (see ``CHUNK_ROWS``); each
     image's result does not depend on the chunking.
     """
     xp = array_module(x, kernel)
-    n = x.shape[0]
+    n, h, w, _ = x.shape
     _, _, ci, co = kernel.shape
-    xpad = pad2d(x, pads)
-    hp, wp = xpad.shape[1:3]
-    ho, wo = hp - R + 1, wp - R + 1
-    th, tw = _tile_counts(hp, wp)
-    hp2, wp2 = M_OUT * th + R - 1, M_OUT * tw + R - 1
-    if (hp2, wp2) != (hp, wp):  # odd output size: one more row/column of zeros
-        xpad = xp.pad(xpad, ((0, 0), (0, hp2 - hp), (0, wp2 - wp), (0, 0)))
-    u = filter_transform(kernel)
+    (top, bottom), (left, right) = pads
+    ho, wo = h + top + bottom - R + 1, w + left + right - R + 1
+    if m is None:
+        m = choose_tile((ho, wo))
+    a = m + R - 1
+    th, tw = _tile_counts((ho, wo), m)
+    hp, wp = m * th + R - 1, m * tw + R - 1  # round the output up to whole tiles
+    xpad = pad2d(x, ((top, hp - h - top), (left, wp - w - left)))
+    if u is None:
+        u = filter_transform(kernel, m)
+    at, _, bt = _mats(m, xpad.dtype, xp)
     t = th * tw
-    v_all = xp.empty((ALPHA * ALPHA, n * t, ci), dtype=xpad.dtype) if keep else None
-    out = xp.empty((n, M_OUT * th, M_OUT * tw, co), dtype=xpad.dtype)
+    v_all = xp.empty((a * a, n * t, ci), dtype=xpad.dtype) if keep else None
+    full = (m * th, m * tw) == (ho, wo)
+    out = xp.empty((n, m * th, m * tw, co) if not full else (n, ho, wo, co), dtype=xpad.dtype)
     groups = _groups(xp, n, t)
-    plan = tuple(tuple(_chunks(lo, hi, t)) for lo, hi in groups)
+    plan = tuple(tuple(_chunks(lo, hi, t, a)) for lo, hi in groups)
 
     def group(lo: int, hi: int) -> None:
-        for n0, n1 in _chunks(lo, hi, t):
+        for n0, n1 in _chunks(lo, hi, t, a):
             nc, nt = n1 - n0, (n1 - n0) * t
+            d = gather_tiles(xpad[n0:n1], m, th, tw,
+                             _scratch(xp, "d", (a, a, nc, th, tw, ci), xpad.dtype))
             if v_all is not None:  # transformed tiles land where the backward wants them
                 v = v_all[:, n0 * t : n1 * t]
             else:
-                v = _scratch(xp, "ci", (ALPHA * ALPHA, nt, ci), xpad.dtype)
-            xh = _scratch(xp, "c", (hp2, wp2, nc, ci), xpad.dtype)
-            xp.copyto(xh, xpad[n0:n1].transpose(1, 2, 0, 3))
-            _input_transform_hwnc(xh, th, tw, v)
-            m = _scratch(xp, "co", (ALPHA * ALPHA, nt, co), xpad.dtype)
-            xp.matmul(v, u, out=m)  # (16, tiles, Co): one GEMM per Winograd position
-            oh = _output_transform_hwnc(m, th, tw, nc).transpose(2, 0, 1, 3)
+                v = _scratch(xp, "ci", (a * a, nt, ci), xpad.dtype)
+            sandwich(bt, d.reshape(a, a, nt * ci), v.reshape(a, a, nt * ci),
+                     _scratch(xp, "tmp", (a, a, nt * ci), xpad.dtype))
+            mm = _scratch(xp, "co", (a * a, nt, co), xpad.dtype)
+            xp.matmul(v, u, out=mm)  # (a^2, tiles, Co): one GEMM per Winograd position
+            y = _scratch(xp, "y", (m, m, nc, th, tw, co), xpad.dtype)
+            sandwich(at, mm.reshape(a, a, nt * co), y.reshape(m, m, nt * co),
+                     _scratch(xp, "tmp", (m, a, nt * co), xpad.dtype))
+            o = out[n0:n1].reshape(nc, th, m, tw, m, co)
+            y = y.transpose(2, 3, 0, 4, 1, 5)
             if bias is not None:
-                xp.add(oh, bias, out=out[n0:n1])
+                xp.add(y, bias, out=o)
             else:
-                xp.copyto(out[n0:n1], oh)
+                xp.copyto(o, y)
             if relu:
-                xp.maximum(out[n0:n1], 0, out=out[n0:n1])
+                xp.maximum(o, 0, out=o)
 
     parallel.run_groups(group, groups)
-    if (M_OUT * th, M_OUT * tw) != (ho, wo):
+    if not full:
         out = xp.ascontiguousarray(out[:, :ho, :wo])
     if not keep:
         return out, None
-    return out, WinogradCache(v_all, u, (n, th, tw), (hp2, wp2), (ho, wo), plan)
+    return out, WinogradCache(m, v_all, u, (n, th, tw), (hp, wp), (ho, wo), plan)
 
 
 def conv3x3_backward(
@@ -387,49 +354,59 @@ def conv3x3_backward(
     fixed order, so results are reproducible.
     """
     xp = array_module(grad_out)
+    m = cache.m
+    a = m + R - 1
     ci, co = cache.u.shape[1:]
     n, th, tw = cache.tiles
     t = th * tw
     ho, wo = cache.out_hw
-    if (ho, wo) != (M_OUT * th, M_OUT * tw):
+    dtype = grad_out.dtype
+    if (ho, wo) != (m * th, m * tw):
         if relu_output is not None:
             grad_out = grad_out * (relu_output > 0)
             relu_output = None
-        grad_out = xp.pad(grad_out, ((0, 0), (0, M_OUT * th - ho), (0, M_OUT * tw - wo), (0, 0)))
+        grad_out = xp.pad(grad_out, ((0, 0), (0, m * th - ho), (0, m * tw - wo), (0, 0)))
+    at, g, bt = _mats(m, dtype, xp)
     ut = xp.ascontiguousarray(cache.u.transpose(0, 2, 1))
     hp, wp = cache.padded_hw
-    dxp = xp.empty((n, hp, wp, ci), dtype=grad_out.dtype) if need_input_grad else None
-    plan = cache.chunks or tuple(tuple(_chunks(lo, hi, t)) for lo, hi in _groups(xp, n, t))
+    dxp = xp.empty((n, hp, wp, ci), dtype=dtype) if need_input_grad else None
+    plan = cache.chunks or tuple(tuple(_chunks(lo, hi, t, a)) for lo, hi in _groups(xp, n, t))
     chunks_of = {(c[0][0], c[-1][1]): c for c in plan}
 
     def group(lo: int, hi: int) -> Any:
-        du = xp.empty((ALPHA * ALPHA, ci, co), dtype=grad_out.dtype)
-        db = xp.zeros((co,), dtype=grad_out.dtype)
-        du_part = _scratch(xp, "du", (ALPHA * ALPHA, ci, co), grad_out.dtype)
+        du = xp.empty((a * a, ci, co), dtype=dtype)
+        db = xp.zeros((co,), dtype=dtype)
+        du_part = _scratch(xp, "du", (a * a, ci, co), dtype)
         for i, (n0, n1) in enumerate(chunks_of[(lo, hi)]):
             nc, nt = n1 - n0, (n1 - n0) * t
-            gh = _scratch(xp, "c", (M_OUT * th, M_OUT * tw, nc, co), grad_out.dtype)
+            dy = _scratch(xp, "y", (m, m, nc, th, tw, co), dtype)
+            src = grad_out[n0:n1].reshape(nc, th, m, tw, m, co).transpose(2, 4, 0, 1, 3, 5)
             if relu_output is None:
-                xp.copyto(gh, grad_out[n0:n1].transpose(1, 2, 0, 3))
+                xp.copyto(dy, src)
             else:
-                xp.multiply(grad_out[n0:n1].transpose(1, 2, 0, 3),
-                            relu_output[n0:n1].transpose(1, 2, 0, 3) > 0, out=gh)
-            db += gh.sum(axis=(0, 1, 2))
-            dm = _scratch(xp, "co", (ALPHA * ALPHA, nt, co), grad_out.dtype)
-            _grad_transform_hwnc(gh, th, tw, dm)
+                mask = relu_output[n0:n1].reshape(nc, th, m, tw, m, co).transpose(2, 4, 0, 1, 3, 5)
+                xp.multiply(src, mask > 0, out=dy)
+            db += dy.reshape(-1, co).sum(axis=0)
+            dm = _scratch(xp, "co", (a * a, nt, co), dtype)
+            sandwich(at.T, dy.reshape(m, m, nt * co), dm.reshape(a, a, nt * co),
+                     _scratch(xp, "tmp", (a, m, nt * co), dtype))
             v = cache.v[:, n0 * t : n1 * t]
             # sum over tiles of V^T dM, one 2-D product per position: a stacked
             # matmul with a transposed operand does not reach BLAS in NumPy
             dst = du if i == 0 else du_part
-            for p in range(ALPHA * ALPHA):
+            for p in range(a * a):
                 xp.matmul(v[p].T, dm[p], out=dst[p])
             if i > 0:
                 du += du_part
             if dxp is not None:
-                dv = _scratch(xp, "ci", (ALPHA * ALPHA, nt, ci), grad_out.dtype)
-                xp.matmul(dm, ut, out=dv)  # (16, tiles, Ci)
-                dxh = _input_grad_transform_hwnc(dv, th, tw, nc, (hp, wp))
-                xp.copyto(dxp[n0:n1], dxh.transpose(2, 0, 1, 3))
+                dv = _scratch(xp, "ci", (a * a, nt, ci), dtype)
+                xp.matmul(dm, ut, out=dv)  # (a^2, tiles, Ci)
+                dd = _scratch(xp, "d", (a, a, nc, th, tw, ci), dtype)
+                sandwich(bt.T, dv.reshape(a, a, nt * ci), dd.reshape(a, a, nt * ci),
+                         _scratch(xp, "tmp", (a, a, nt * ci), dtype))
+                dx = dxp[n0:n1]
+                dx.fill(0)
+                scatter_tiles(dd, m, dx)
         return du, db
 
     parts = parallel.run_groups(group, list(chunks_of))
@@ -437,8 +414,9 @@ def conv3x3_backward(
     for du_part, db_part in parts[1:]:  # fixed order: reproducible
         du += du_part
         dbias += db_part
-    gg = xp.asarray(GG, dtype=du.dtype)
-    dkernel = (gg.T @ du.reshape(ALPHA * ALPHA, ci * co)).reshape(R, R, ci, co)
+    dk = xp.empty((R, R, ci * co), dtype=dtype)
+    sandwich(g.T, du.reshape(a, a, ci * co), dk, xp.empty((R, a, ci * co), dtype=dtype))
+    dkernel = dk.reshape(R, R, ci, co)
     if dxp is None:
         return None, dkernel, dbias
     (top, _), (left, _) = pads
