@@ -153,8 +153,23 @@ class Workloads:
             self.torch.softmax(self.t_model(self.tx_one), dim=1)
 
 
-def _time(fn: Callable[[], None], calls: int) -> float:
-    """Seconds per call, averaged over ``calls`` back-to-back calls."""
+#: Seconds of idleness before each timed block. Both libraries keep their
+#: worker threads spinning for a while after a parallel call (OpenBLAS's and
+#: PyTorch's OpenMP pools); on 2 cores, the other framework's spinning threads
+#: would compete with the block being timed. Measured: PyTorch's batch-1 latency
+#: went from 0.68 ms alone to 2.0 ms interleaved with cnnlab without a pause.
+SETTLE_S = 0.3
+
+
+def _time(fn: Callable[[], None], calls: int, settle: float = SETTLE_S) -> float:
+    """Seconds per call, averaged over ``calls`` back-to-back calls.
+
+    Pauses ``settle`` seconds first, then makes two untimed calls to wake
+    this framework's threads and caches.
+    """
+    time.sleep(settle)
+    fn()
+    fn()
     t0 = time.perf_counter()
     for _ in range(calls):
         fn()
@@ -264,21 +279,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     w = Workloads(args.threads)
     only = set(args.only or ("train", "infer", "one"))
     rows: list[dict[str, Any]] = []
-    if "train" in only:
-        a, b = interleaved(w.cl_train, w.t_train, args.repeats, args.train_calls, args.warmup)
-        ca, tb = BATCH_TRAIN / statistics.median(a), BATCH_TRAIN / statistics.median(b)
-        rows.append({"name": "train step, batch 128", "unit": "img/s", "cnnlab": ca,
-                     "torch": tb, "ratio": ca / tb})
-    if "infer" in only:
-        a, b = interleaved(w.cl_infer, w.t_infer, args.repeats, args.infer_calls, args.warmup)
-        ca, tb = BATCH_INFER / statistics.median(a), BATCH_INFER / statistics.median(b)
-        rows.append({"name": "inference, batch 1000", "unit": "img/s", "cnnlab": ca,
-                     "torch": tb, "ratio": ca / tb})
+    # batch 1 first: PyTorch's batch-1 latency was measured slower after the
+    # training runs in the same process (0.8 -> 1.2 ms), cnnlab's was not
     if "one" in only:
         a, b = interleaved(w.cl_one, w.t_one, args.repeats, args.one_calls, args.warmup * 5)
         ca, tb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
         rows.append({"name": "inference, batch 1 latency", "unit": "ms", "cnnlab": ca,
                      "torch": tb, "ratio": tb / ca})
+    if "infer" in only:
+        a, b = interleaved(w.cl_infer, w.t_infer, args.repeats, args.infer_calls, args.warmup)
+        ca, tb = BATCH_INFER / statistics.median(a), BATCH_INFER / statistics.median(b)
+        rows.append({"name": "inference, batch 1000", "unit": "img/s", "cnnlab": ca,
+                     "torch": tb, "ratio": ca / tb})
+    if "train" in only:
+        a, b = interleaved(w.cl_train, w.t_train, args.repeats, args.train_calls, args.warmup)
+        ca, tb = BATCH_TRAIN / statistics.median(a), BATCH_TRAIN / statistics.median(b)
+        rows.append({"name": "train step, batch 128", "unit": "img/s", "cnnlab": ca,
+                     "torch": tb, "ratio": ca / tb})
     if memory is not None:
         mc, mt = memory
         rows.append({"name": f"peak RSS, {args.memory_steps} train steps", "unit": "MiB",

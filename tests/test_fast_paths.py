@@ -117,6 +117,9 @@ def test_max_pool_tiled_path_ties_and_gradient(shape: tuple, p: int) -> None:
     np.testing.assert_array_equal(out, ref_out)
     np.testing.assert_array_equal(arg, ref_arg)
     assert (arg[:, 0, 0, :] == 0).all()
+    only, none = pool_ops.max_pool2d_forward(x, (p, p), (p, p), pads, need_argmax=False)
+    assert none is None
+    np.testing.assert_array_equal(only, out)
     g = rng.standard_normal(out.shape)
     dx = pool_ops.max_pool2d_backward(g, arg, x.shape, (p, p), (p, p), pads)
     onehot = ref_arg[..., None] == np.arange(p * p)
@@ -267,3 +270,35 @@ def test_inference_filter_cache_sees_changed_weights() -> None:
     fresh.set_weights(model.get_weights())
     np.testing.assert_array_equal(changed, fresh.predict(x))
     assert not np.array_equal(changed, first)
+
+
+def test_run_groups_restores_the_blas_thread_count() -> None:
+    """Groups run with single-threaded BLAS; other BLAS calls keep every thread."""
+    from cnnlab.ops import parallel
+
+    if parallel.WORKERS < 2 or parallel._SET_THREADS is None:
+        pytest.skip("needs OpenBLAS and at least two workers")
+    before = parallel.blas_threads()
+    inside = parallel.run_groups(lambda lo, hi: parallel.blas_threads(), [(0, 1), (1, 2)])
+    assert inside == [1, 1]
+    assert parallel.blas_threads() == before
+
+    def boom(lo: int, hi: int) -> None:
+        raise ValueError("group failed")
+
+    with pytest.raises(ValueError, match="group failed"):
+        parallel.run_groups(boom, [(0, 1), (1, 2)])
+    assert parallel.blas_threads() == before
+
+
+def test_training_step_leaves_blas_threads_as_it_found_them() -> None:
+    from cnnlab.ops import parallel
+
+    before = parallel.blas_threads()
+    model = cnnlab.seed_model(seed=0)
+    model.compile("adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    model.train_on_batch(rng.random((32, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 32))
+    model.predict(rng.random((40, 28, 28, 1), dtype=np.float32))
+    assert parallel.blas_threads() == before
+    assert parallel._running == 0

@@ -92,6 +92,7 @@ def test_pooling_shapes_and_adjoint(case):
     # distinct values: no ties, so max pooling is linear around x
     x = rng.permutation(np.prod(shape)).reshape(shape).astype(np.float64)
     out, arg = pooling.max_pool2d_forward(x, p, s, pads)
+    np.testing.assert_array_equal(pooling.max_pool2d_forward(x, p, s, pads, False)[0], out)
     expected_hw = padding.output_hw(shape[1:3], p, s, pads)
     assert out.shape == (shape[0], *expected_hw, shape[3])
     g = rng.standard_normal(out.shape)

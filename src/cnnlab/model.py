@@ -23,6 +23,7 @@ import numpy as np
 from cnnlab.errors import InvalidArgumentError, NonFiniteError, ShapeError
 from cnnlab.layers import Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
 from cnnlab.layers.base import Layer, snake_case
+from cnnlab.ops import parallel
 from cnnlab.ops.losses import categorical_cross_entropy, softmax_cross_entropy
 from cnnlab.optimizers import Optimizer, get_optimizer
 
@@ -318,8 +319,9 @@ class Sequential:
     def _forward(self, x: np.ndarray, training: bool, logits: bool = False) -> np.ndarray:
         layers = self.layers
         skip_last = logits and self._fused_softmax and isinstance(layers[-1], Activation)
-        for layer in layers[:-1] if skip_last else layers:
-            x = layer.forward(x, training)
+        with parallel.batch_scope(len(x)):
+            for layer in layers[:-1] if skip_last else layers:
+                x = layer.forward(x, training)
         if logits and self._fused_softmax and not skip_last:
             raise InvalidArgumentError(
                 "fused softmax needs a separate Activation('softmax') as the last layer"
@@ -343,6 +345,10 @@ class Sequential:
         """
         if not self.compiled or self.optimizer is None:
             raise InvalidArgumentError("compile() the model before training it")
+        with parallel.batch_scope(len(x)):
+            return self._train_step(x, y, step)
+
+    def _train_step(self, x: np.ndarray, y: np.ndarray, step: int) -> tuple[float, int]:
         logits = self._uses_logits()
         out = self._forward(x, training=True, logits=logits)
         loss, grad = self._loss_and_grad(out, y)

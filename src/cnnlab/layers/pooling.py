@@ -58,7 +58,8 @@ class MaxPooling2D(_Pooling2D):
     """
 
     def forward(self, x: Any, training: bool = False) -> Any:
-        out, arg = pool_ops.max_pool2d_forward(x, self.pool_size, self.strides, self.pads)
+        out, arg = pool_ops.max_pool2d_forward(x, self.pool_size, self.strides, self.pads,
+                                               need_argmax=training)
         self._cache = (arg, x.shape) if training else None
         return out
 

@@ -131,12 +131,24 @@ def output_hw(
 
 
 def pad2d(x: Any, pads: Pads, value: float = 0.0) -> Any:
-    """Pad the two spatial axes of an (N, H, W, C) array with ``value``."""
+    """Pad the two spatial axes of an (N, H, W, C) array with ``value``.
+
+    Returns ``x`` itself when nothing is added. (Written out rather than
+    ``np.pad``, whose general argument handling costs more than the copy
+    for small arrays.)
+    """
     (t, b), (left, r) = pads
     if t == b == left == r == 0:
         return x
     xp = array_module(x)
-    return xp.pad(x, ((0, 0), (t, b), (left, r), (0, 0)), mode="constant", constant_values=value)
+    n, h, w, c = x.shape
+    out = xp.empty((n, h + t + b, w + left + r, c), dtype=x.dtype)
+    out[:, :t] = value
+    out[:, t + h :] = value
+    out[:, t : t + h, :left] = value
+    out[:, t : t + h, left + w :] = value
+    out[:, t : t + h, left : left + w] = x
+    return out
 
 
 def unpad2d(x: Any, pads: Pads, hw: tuple[int, int]) -> Any:

@@ -58,12 +58,14 @@ def _tile_views(x: Any, pool: tuple[int, int]) -> list[Any]:
 
 
 def max_pool2d_forward(
-    x: Any, pool: tuple[int, int], strides: tuple[int, int], pads: Pads
+    x: Any, pool: tuple[int, int], strides: tuple[int, int], pads: Pads,
+    need_argmax: bool = True,
 ) -> tuple[Any, Any]:
     """``O[n, i, j, c] = max over the window of Xp``; returns ``(O, argmax)``.
 
     ``argmax`` holds, for each output, the flat index ``a * pw + b`` of the
-    winning pixel inside its window (first maximum on ties).
+    winning pixel inside its window (first maximum on ties); it is ``None``
+    with ``need_argmax=False`` (inference: no backward pass will need it).
 
     When the windows tile the map (pool == strides, no padding), the window
     elements are ``ph * pw`` strided views of ``x``: the max is a chain of
@@ -77,14 +79,20 @@ def max_pool2d_forward(
     if _tiles(x, pool, strides, pads):
         n, h, w, c = x.shape
         out = xp.empty((n, h // ph, w // pw, c), dtype=x.dtype)
-        arg = xp.empty(out.shape, dtype=idx_dtype)
+        arg = xp.empty(out.shape, dtype=idx_dtype) if need_argmax else None
 
         def part(lo: int, hi: int) -> None:  # images lo:hi, independent of the others
             views = _tile_views(x[lo:hi], pool)
-            o, a = out[lo:hi], arg[lo:hi]
-            xp.copyto(o, views[0])
-            for v in views[1:]:
+            o = out[lo:hi]
+            if len(views) == 1:
+                xp.copyto(o, views[0])
+            else:
+                xp.maximum(views[0], views[1], out=o)
+            for v in views[2:]:
                 xp.maximum(o, v, out=o)
+            if arg is None:
+                return
+            a = arg[lo:hi]
             # first tie wins: arg = nf0 * (1 + nf1 * (1 + nf2 * (...))), nf_k = (view_k != max)
             a.fill(0)
             for k in range(len(views) - 2, -1, -1):
@@ -94,6 +102,8 @@ def max_pool2d_forward(
         parallel.run_groups(part, _batch_groups(xp, x))
         return out, arg
     win = _windows(pad2d(x, pads, -xp.inf), pool, strides)
+    if not need_argmax:
+        return win.max(axis=-1), None
     arg = win.argmax(axis=-1)
     out = xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
     return out, arg.astype(idx_dtype)
