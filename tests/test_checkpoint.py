@@ -95,12 +95,12 @@ def test_ctrl_c_saves_and_says_how_to_resume(uninterrupted, tmp_path):
         assert np.array_equal(a[k], b[k]), f"{k} differs after Ctrl-C and resume"
 
 
-def _small_model(seed: int = 0) -> cnnlab.Sequential:
+def _small_model(seed: int = 0, schedule: bool = False) -> cnnlab.Sequential:
     model = cnnlab.Sequential(
         [cnnlab.Conv2D(4, 3, activation="relu"), cnnlab.MaxPooling2D(2), cnnlab.Flatten(),
          cnnlab.Dense(10), cnnlab.Activation("softmax")],
         input_shape=(8, 8, 1), seed=seed)
-    model.compile("adam")
+    model.compile(cnnlab.Adam(cnnlab.OneCycle(1e-2, total_steps=12)) if schedule else "adam")
     return model
 
 
@@ -109,9 +109,10 @@ def _small_data(n: int = 64):
     return rng.random((n, 8, 8, 1), dtype=np.float32), rng.integers(0, 10, n)
 
 
-def test_fit_resume_in_process_matches(tmp_path):
+@pytest.mark.parametrize("schedule", [False, True])
+def test_fit_resume_in_process_matches(tmp_path, schedule):
     x, y = _small_data()
-    ref = _small_model()
+    ref = _small_model(schedule=schedule)
     ref.fit(x, y, epochs=3, batch_size=16, verbose=0)
 
     class Crash(Exception):
@@ -122,11 +123,13 @@ def test_fit_resume_in_process_matches(tmp_path):
             if step == 6:
                 raise Crash
 
-    first = _small_model()
+    first = _small_model(schedule=schedule)
     with pytest.raises(Crash):
         first.fit(x, y, epochs=3, batch_size=16, verbose=0, callbacks=[CrashAt()],
                   checkpoint_dir=tmp_path, checkpoint_every=1)
-    second = _small_model(seed=123)  # different init: everything must come from the checkpoint
+    # different init: everything must come from the checkpoint (with a schedule,
+    # the rate too: it follows the restored step count)
+    second = _small_model(seed=123, schedule=schedule)
     second.fit(x, y, epochs=3, batch_size=16, verbose=0, checkpoint_dir=tmp_path, resume=True)
     for a, b in zip(ref.get_weights(), second.get_weights(), strict=True):
         assert np.array_equal(a, b)

@@ -40,6 +40,22 @@ def test_train_writes_model_history_and_figures(trained_run, capsys):
     assert len(csv_lines) == 2
 
 
+def test_train_with_one_cycle_schedule_records_and_resumes_it(tmp_path, capsys):
+    out = tmp_path / "oc"
+    args = ["train", "--epochs", "2", "--train-limit", "300", "--test-limit", "100",
+            "--batch-size", "100", "--lr", "4e-3", "--schedule", "onecycle", "--out", str(out),
+            "--quiet", "--no-figures", "--no-validation"]
+    assert main(args) == 0
+    model = cnnlab.load_model(out / "model.safetensors")
+    rate = model.training_config["optimizer"]["learning_rate"]
+    assert rate == {"name": "onecycle", "peak": 4e-3, "total_steps": 6, "warmup": 0.15,
+                    "start_div": 25.0, "end_div": 1e4}
+    assert model.optimizer is not None and model.optimizer.schedule is not None
+    assert model.optimizer.schedule(6) == pytest.approx(4e-7)
+    # resuming a finished run reads the schedule back from its folder
+    assert main(["train", "--resume", str(out), "--quiet", "--no-figures"]) == 0
+
+
 def test_evaluate_prints_the_slides_lines(trained_run, capsys):
     assert main(["evaluate", str(trained_run / "model.safetensors"), "--limit", "500"]) == 0
     out = capsys.readouterr().out.splitlines()

@@ -29,6 +29,7 @@ from cnnlab.layers import (
 )
 from cnnlab.model import Callback, History, Sequential, TrainingInterrupted, seed_model
 from cnnlab.optimizers import SGD, Adadelta, Adam, RMSprop
+from cnnlab.schedules import Constant, OneCycle
 from cnnlab.serialization import load_model, save_model
 
 __version__ = "0.1.0"
@@ -41,6 +42,7 @@ __all__ = [
     "AveragePooling2D",
     "Callback",
     "ChecksumError",
+    "Constant",
     "CnnlabError",
     "Conv2D",
     "DataFormatError",
@@ -54,6 +56,7 @@ __all__ = [
     "MaxPooling2D",
     "ModelFileError",
     "NonFiniteError",
+    "OneCycle",
     "RMSprop",
     "Sequential",
     "ShapeError",

@@ -10,6 +10,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -77,6 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "optimizer": {"name": args.optimizer, "learning_rate": args.learning_rate},
+            "schedule": args.schedule,
             "seed": args.seed,
             "data": str(Path(args.data).resolve()) if args.data else None,
             "train_limit": args.train_limit,
@@ -95,13 +97,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     x_train, y_train, x_test, y_test = _load_data(cfg["data"], cfg["train_limit"],
                                                   cfg["test_limit"])
     model = cnnlab.seed_model(seed=cfg["seed"])
-    model.compile(optimizer=dict(cfg["optimizer"]), loss="categorical_crossentropy",
-                  metrics=["accuracy"])
+    optimizer = dict(cfg["optimizer"])
+    schedule = cfg.get("schedule", "constant")
+    rate = f"lr {optimizer['learning_rate']}"
+    if schedule == "onecycle":
+        steps = cfg["epochs"] * math.ceil(len(x_train) / cfg["batch_size"])
+        optimizer["learning_rate"] = {"name": "onecycle", "peak": optimizer["learning_rate"],
+                                      "total_steps": steps}
+        rate = f"one-cycle lr, peak {optimizer['learning_rate']['peak']}, {steps} steps"
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
     if not args.quiet:
         model.summary()
         print(f"Training on {len(x_train):,} images, testing on {len(x_test):,}; "
               f"{cfg['epochs']} epochs of batch {cfg['batch_size']}; "
-              f"optimizer {cfg['optimizer']['name']} (lr {cfg['optimizer']['learning_rate']}); "
+              f"optimizer {optimizer['name']} ({rate}); "
               f"seed {cfg['seed']}; output {out}", flush=True)
     t0 = time.perf_counter()
     history = model.fit(
@@ -114,8 +123,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     wall = time.perf_counter() - t0
     loss, acc = model.evaluate(x_test, y_test)
-    training_config = {**cfg, "test_loss": loss, "test_accuracy": acc,
-                       "train_seconds_this_session": wall}
+    assert model.optimizer is not None
+    training_config = {**cfg, "optimizer": model.optimizer.get_config(), "test_loss": loss,
+                       "test_accuracy": acc, "train_seconds_this_session": wall}
     model.save(out / "model.safetensors", training_config=training_config)
     write_history(out, history.history)
     print(f"Test loss: {loss}")
@@ -200,7 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default="adam")
-    p.add_argument("--learning-rate", "--lr", type=positive_float, default=1e-3)
+    p.add_argument("--learning-rate", "--lr", type=positive_float, default=1e-3,
+                   help="the rate (default 1e-3), or the peak rate with --schedule onecycle")
+    p.add_argument("--schedule", choices=("constant", "onecycle"), default="constant",
+                   help="learning-rate schedule: constant (the slides; default) or onecycle "
+                   "(warm-up to the peak over the first 15%% of steps, then cosine down)")
     p.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling and dropout")
     p.add_argument("--data", metavar="DIR", default=None,
                    help="a folder with the four standard IDX files (default: bundled MNIST)")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import InvalidArgumentError
+from cnnlab.schedules import LearningRateSchedule, get_schedule
 
 
 def _check_rate(value: float, name: str, cls: str, allow_zero: bool = False) -> float:
@@ -23,11 +24,20 @@ def _check_rate(value: float, name: str, cls: str, allow_zero: bool = False) -> 
 
 
 class Optimizer:
-    """Base class: ``step(params, grads)`` updates ``params`` in place."""
+    """Base class: ``step(params, grads)`` updates ``params`` in place.
+
+    ``learning_rate`` is a number or a :mod:`cnnlab.schedules` schedule (or
+    its config dict); with a schedule, each step first sets
+    ``self.learning_rate = schedule(self.iterations)``.
+    """
 
     slot_names: tuple[str, ...] = ()
 
-    def __init__(self, learning_rate: float) -> None:
+    def __init__(self, learning_rate: float | LearningRateSchedule | dict[str, Any]) -> None:
+        self.schedule: LearningRateSchedule | None = None
+        if isinstance(learning_rate, (LearningRateSchedule, dict)):
+            self.schedule = get_schedule(learning_rate)
+            learning_rate = self.schedule(0)
         self.learning_rate = _check_rate(learning_rate, "learning_rate", type(self).__name__)
         self.iterations = 0
         self.slots: dict[str, list[Any]] = {}
@@ -37,17 +47,24 @@ class Optimizer:
             self.slots = {s: [np.zeros_like(p) for p in params] for s in self.slot_names}
 
     def step(self, params: list[Any], grads: list[Any]) -> None:
+        if self.schedule is not None:
+            self.learning_rate = self.schedule(self.iterations)
         if self.slot_names:
             self._ensure_slots(params)
         self.iterations += 1
+        self.begin_step(self.iterations)
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             self.update(i, p, g)
+
+    def begin_step(self, t: int) -> None:
+        """Per-step set-up before the updates of step ``t`` (1-based); none by default."""
 
     def update(self, i: int, p: Any, g: Any) -> None:
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": type(self).__name__, "learning_rate": self.learning_rate}
+        rate = self.schedule.get_config() if self.schedule is not None else self.learning_rate
+        return {"name": type(self).__name__, "learning_rate": rate}
 
     def get_state(self) -> dict[str, Any]:
         """Arrays keyed ``slot/index``, plus ``iterations``: what a checkpoint stores."""
@@ -114,10 +131,8 @@ class Adam(Optimizer):
         self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
         self.epsilon = _check_rate(epsilon, "epsilon", "Adam")
 
-    def step(self, params: list[Any], grads: list[Any]) -> None:
-        t = self.iterations + 1
+    def begin_step(self, t: int) -> None:
         self._lr_t = self.learning_rate * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
-        super().step(params, grads)
 
     def update(self, i: int, p: Any, g: Any) -> None:
         f = p.dtype.type
