@@ -22,8 +22,10 @@ Two implementations live here:
 * the **reference** functions (``*_reference``) are that literal form, written
   as ``kh * kw`` shifted slices and matrix products, and
 * the **fast** functions (``conv2d_forward``, ``conv2d_backward``) used for
-  training: im2col (one contiguous copy of a strided window view) and one GEMM
-  per pass, with the input gradient gathered back by ``kh * kw`` slice-adds.
+  training and inference: im2col (one contiguous copy of a strided window
+  view) and one GEMM per pass, with the input gradient gathered back by
+  ``kh * kw`` slice-adds; or, for 3x3 stride-1 layers with enough work,
+  Winograd F(m x m, 3 x 3) (:mod:`cnnlab.ops.winograd`).
 
 The tests check the fast path against the reference, the reference against
 finite differences, and both against PyTorch.

@@ -11,10 +11,11 @@ join per layer.
 
 OpenBLAS's thread count is process-wide (its ``openblas_set_num_threads_local``
 changes it for every thread in the pthreads builds NumPy ships: measured, a
-main-thread GEMM went from 345 to 616 us after one call in a worker), so
-:func:`run_groups` sets it to 1 while groups run and restores it afterwards;
-BLAS calls outside the groups (dense layers, batch-1 convolutions) keep all
-threads.
+main-thread GEMM went from 345 to 616 us after one call in a worker). So
+BLAS is set to one thread only inside :func:`single_threaded_blas` scopes:
+around every :func:`run_groups`, and (through :func:`batch_scope`) around a
+whole training step or large-batch forward pass; small batches (batch-1
+inference) keep all of BLAS's threads.
 
 Results are deterministic: the partition of the batch depends only on the
 batch size and the worker count (the BLAS thread count at import), and the
@@ -29,32 +30,20 @@ import ctypes
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
-_local = threading.local()
 
 
-def _find_openblas() -> Any | None:
-    """The OpenBLAS that NumPy loaded, as a ctypes library, or None."""
-    try:
-        with open("/proc/self/maps", encoding="ascii", errors="replace") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
-    except OSError:
-        return None
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        if hasattr(lib, "openblas_set_num_threads_local"):
-            return lib
-    return None
+_GET_NAMES = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+              "openblas_get_num_threads")
+_SET_NAMES = ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+              "openblas_set_num_threads")
 
 
 def _blas_function(lib: Any, names: tuple[str, ...]) -> Any | None:
@@ -65,17 +54,32 @@ def _blas_function(lib: Any, names: tuple[str, ...]) -> Any | None:
     return None
 
 
+def _find_openblas() -> tuple[Any, Any] | None:
+    """``(get_num_threads, set_num_threads)`` of the OpenBLAS NumPy loaded, or None."""
+    try:
+        with open("/proc/self/maps", encoding="ascii", errors="replace") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        get, set_ = _blas_function(lib, _GET_NAMES), _blas_function(lib, _SET_NAMES)
+        if get is not None and set_ is not None:
+            return get, set_
+    return None
+
+
 def _init() -> tuple[Any | None, Any | None, int, int]:
     """``(get_num_threads, set_num_threads, BLAS threads, workers)``."""
     import numpy  # noqa: F401  (make sure its BLAS is loaded)
 
-    lib = _find_openblas()
-    get = lib and _blas_function(lib, ("scipy_openblas_get_num_threads64_",
-                                       "openblas_get_num_threads64_", "openblas_get_num_threads"))
-    set_ = lib and _blas_function(lib, ("scipy_openblas_set_num_threads64_",
-                                        "openblas_set_num_threads64_", "openblas_set_num_threads"))
-    if get is None or set_ is None:
+    found = _find_openblas()
+    if found is None:
         return None, None, 1, 1
+    get, set_ = found
     get.restype = ctypes.c_int
     set_.argtypes = [ctypes.c_int]
     blas_threads = max(1, int(get()))

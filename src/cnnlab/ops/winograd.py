@@ -48,7 +48,7 @@ import math
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -115,7 +115,7 @@ def exact_transform_matrices(m: int) -> tuple[list[list[Fraction]], ...]:
     return at, g, bt
 
 
-@lru_cache(maxsize=None)
+@cache
 def transform_matrices(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(A^T, G, B^T)`` for F(m, 3) as float64 arrays (read-only)."""
     out = []
