@@ -13,14 +13,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.errors import InvalidArgumentError
-from cnnlab.schedules import LearningRateSchedule, get_schedule
-
-
-def _check_rate(value: float, name: str, cls: str, allow_zero: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        raise InvalidArgumentError(f"{cls}: {name} must be a positive number, got {value!r}")
-    return float(value)
+from cnnlab.schedules import LearningRateSchedule, check_number, get_schedule
 
 
 class Optimizer:
@@ -38,7 +31,7 @@ class Optimizer:
         if isinstance(learning_rate, (LearningRateSchedule, dict)):
             self.schedule = get_schedule(learning_rate)
             learning_rate = self.schedule(0)
-        self.learning_rate = _check_rate(learning_rate, "learning_rate", type(self).__name__)
+        self.learning_rate = check_number(learning_rate, "learning_rate", type(self).__name__)
         self.iterations = 0
         self.slots: dict[str, list[Any]] = {}
 
@@ -129,7 +122,7 @@ class Adam(Optimizer):
             if not 0 <= b < 1:
                 raise InvalidArgumentError(f"Adam: {name} must be in [0, 1), got {b!r}")
         self.beta_1, self.beta_2 = float(beta_1), float(beta_2)
-        self.epsilon = _check_rate(epsilon, "epsilon", "Adam")
+        self.epsilon = check_number(epsilon, "epsilon", "Adam")
 
     def begin_step(self, t: int) -> None:
         self._lr_t = self.learning_rate * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
@@ -163,7 +156,7 @@ class RMSprop(Optimizer):
         if not 0 <= momentum < 1:
             raise InvalidArgumentError(f"RMSprop: momentum must be in [0, 1), got {momentum!r}")
         self.rho, self.momentum = float(rho), float(momentum)
-        self.epsilon = _check_rate(epsilon, "epsilon", "RMSprop")
+        self.epsilon = check_number(epsilon, "epsilon", "RMSprop")
 
     def update(self, i: int, p: Any, g: Any) -> None:
         f = p.dtype.type
@@ -196,7 +189,7 @@ class Adadelta(Optimizer):
         if not 0 <= rho < 1:
             raise InvalidArgumentError(f"Adadelta: rho must be in [0, 1), got {rho!r}")
         self.rho = float(rho)
-        self.epsilon = _check_rate(epsilon, "epsilon", "Adadelta")
+        self.epsilon = check_number(epsilon, "epsilon", "Adadelta")
 
     def update(self, i: int, p: Any, g: Any) -> None:
         f = p.dtype.type

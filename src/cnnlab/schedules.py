@@ -22,7 +22,8 @@ from typing import Any
 from cnnlab.errors import InvalidArgumentError
 
 
-def _positive(value: Any, name: str, cls: str, allow_zero: bool = False) -> float:
+def check_number(value: Any, name: str, cls: str, allow_zero: bool = False) -> float:
+    """``value`` as a float if it is a finite number > 0 (>= 0 with ``allow_zero``)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < 0 or (value == 0 and not allow_zero):
         raise InvalidArgumentError(f"{cls}: {name} must be a positive number, got {value!r}")
@@ -47,7 +48,7 @@ class Constant(LearningRateSchedule):
     """The same rate at every step."""
 
     def __init__(self, rate: float) -> None:
-        self.rate = _positive(rate, "rate", "Constant")
+        self.rate = check_number(rate, "rate", "Constant")
 
     def __call__(self, step: int) -> float:
         return self.rate
@@ -72,16 +73,16 @@ class OneCycle(LearningRateSchedule):
 
     def __init__(self, peak: float, total_steps: int, warmup: float = 0.15,
                  start_div: float = 25.0, end_div: float = 1e4) -> None:
-        self.peak = _positive(peak, "peak", "OneCycle")
+        self.peak = check_number(peak, "peak", "OneCycle")
         if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
             raise InvalidArgumentError(
                 f"OneCycle: total_steps must be a positive integer, got {total_steps!r}")
         self.total_steps = total_steps
-        self.warmup = _positive(warmup, "warmup", "OneCycle", allow_zero=True)
+        self.warmup = check_number(warmup, "warmup", "OneCycle", allow_zero=True)
         if self.warmup >= 1:
             raise InvalidArgumentError(f"OneCycle: warmup must be below 1, got {warmup!r}")
-        self.start_div = _positive(start_div, "start_div", "OneCycle")
-        self.end_div = _positive(end_div, "end_div", "OneCycle")
+        self.start_div = check_number(start_div, "start_div", "OneCycle")
+        self.end_div = check_number(end_div, "end_div", "OneCycle")
 
     def __call__(self, step: int) -> float:
         t = min(step / self.total_steps, 1.0)
