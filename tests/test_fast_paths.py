@@ -199,8 +199,8 @@ def test_gather_and_scatter_tiles_are_adjoint() -> None:
     m, th, tw = 3, 2, 3
     x = rng.standard_normal((2, m * th + 2, m * tw + 2, 4))
     d = winograd.gather_tiles(x, m, th, tw, np.empty((m + 2, m + 2, 2, th, tw, 4)))
-    assert np.array_equal(d[:, :, 1, 1, 2], x[1, m : m + 5, 2 * m : 2 * m + 5].transpose(2, 0, 1)
-                          .transpose(1, 2, 0))
+    # image 1, tile row 1, tile column 2: the 5x5 window starting at (m, 2m)
+    assert np.array_equal(d[:, :, 1, 1, 2], x[1, m : m + 5, 2 * m : 2 * m + 5])
     y = rng.standard_normal(d.shape)
     back = winograd.scatter_tiles(y, m, np.zeros_like(x))
     np.testing.assert_allclose(np.vdot(d, y), np.vdot(x, back), rtol=1e-12)
