@@ -102,9 +102,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     rate = f"lr {optimizer['learning_rate']}"
     if schedule == "onecycle":
         steps = cfg["epochs"] * math.ceil(len(x_train) / cfg["batch_size"])
-        optimizer["learning_rate"] = {"name": "onecycle", "peak": optimizer["learning_rate"],
-                                      "total_steps": steps}
-        rate = f"one-cycle lr, peak {optimizer['learning_rate']['peak']}, {steps} steps"
+        rate = f"one-cycle lr, peak {optimizer['learning_rate']}, {steps} steps"
+        optimizer["learning_rate"] = cnnlab.OneCycle(optimizer["learning_rate"], total_steps=steps)
     model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
     if not args.quiet:
         model.summary()

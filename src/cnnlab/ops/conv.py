@@ -280,11 +280,10 @@ def conv2d_forward(
     ``max(O, 0)`` instead (fused into the Winograd workers). ``filter_cache``
     (see :func:`winograd_filter`) saves re-transforming unchanged filters.
     """
+    ho, wo = output_hw(x.shape[1:3], kernel.shape[:2], strides, pads, "kernel")
     if algorithm is None:
-        ho, wo = output_hw(x.shape[1:3], kernel.shape[:2], strides, pads, "kernel")
         algorithm = choose_algorithm(kernel.shape, strides, x.shape[0] * ho * wo)
     if algorithm == "winograd" and winograd.winograd_applicable(kernel.shape[:2], strides):
-        ho, wo = output_hw(x.shape[1:3], kernel.shape[:2], strides, pads, "kernel")
         m = winograd.choose_tile((ho, wo))
         u = winograd_filter(kernel, m, filter_cache)
         out, wcache = winograd.conv3x3_forward(x, kernel, bias, pads, keep, relu, m=m, u=u)
