@@ -64,15 +64,17 @@ def test_conv_reference_gradients(padding, strides, kernel, ci, co):
     assert_grad_close(r.sum(axis=(0, 1, 2)), numerical_gradient(loss, b), TOL, "dL/db")
 
 
+@pytest.mark.parametrize("impl", ["auto", "im2col", "winograd", "reference"])
 @pytest.mark.parametrize(("padding", "strides", "kernel", "ci", "co"), conv_cases())
-def test_conv_fast_gradients(padding, strides, kernel, ci, co):
+def test_conv_op_gradients(padding, strides, kernel, ci, co, impl):
+    """Every implementation behind the one conv2d_forward/backward interface."""
     x, k, b, pads, r = conv_problem(padding, strides, kernel, ci, co, seed=2)
 
     def loss():
-        return np.sum(ops.conv2d_forward(x, k, b, strides, pads)[0] * r)
+        return np.sum(ops.conv2d_forward(x, k, b, strides, pads, impl=impl)[0] * r)
 
-    out, cols = ops.conv2d_forward(x, k, b, strides, pads)
-    dx, dk, db = ops.conv2d_backward(r, cols, k, x.shape, strides, pads)
+    out, cache = ops.conv2d_forward(x, k, b, strides, pads, impl=impl)
+    dx, dk, db = ops.conv2d_backward(r, cache)
     assert_grad_close(dx, numerical_gradient(loss, x), TOL, "dL/dX (fast)")
     assert_grad_close(dk, numerical_gradient(loss, k), TOL, "dL/dF (fast)")
     assert_grad_close(db, numerical_gradient(loss, b), TOL, "dL/db (fast)")
@@ -85,7 +87,7 @@ def test_conv_fast_gradients(padding, strides, kernel, ci, co):
     np.testing.assert_allclose(
         dk, ops.conv2d_backward_filter_reference(x, r, kernel, strides, pads),
         rtol=1e-12, atol=1e-12)
-    _, dk2, db2 = ops.conv2d_backward(r, cols, k, x.shape, strides, pads, need_input_grad=False)
+    _, dk2, db2 = ops.conv2d_backward(r, cache, need_input_grad=False)
     np.testing.assert_array_equal(dk2, dk)
     np.testing.assert_array_equal(db2, db)
 
@@ -367,14 +369,24 @@ class GradRecorder(cnnlab.optimizers.Optimizer):
         self.grads = [np.array(g, copy=True) for g in grads]
 
 
+def trained_layers(model):
+    """The layers training runs: all but a final softmax folded into the loss."""
+    return model.layers[:-1] if model.loss_head.from_logits else model.layers
+
+
+def training_forward(model, x):
+    for layer in trained_layers(model):
+        x = layer.forward(x, training=True)
+    return x
+
+
 def model_loss_fn(model, x, y):
     """The training loss (dropout masks fixed by restoring the model's generator)."""
     state = model.rng.bit_generator.state
 
     def loss():
         model.rng.bit_generator.state = state
-        out = model._forward(x, training=True, logits=model._uses_logits())
-        return model._loss_and_grad(out, y)[0]
+        return model.loss_head(training_forward(model, x), y)[0]
 
     return loss, state
 
@@ -411,9 +423,7 @@ def test_sequential_gradients_all_weights_and_input(last):
     # and w.r.t. the input (the first layer normally skips it)
     model.layers[0].need_input_grad = True
     model.rng.bit_generator.state = state
-    logits = model._uses_logits()
-    out = model._forward(x, training=True, logits=logits)
-    g = model._loss_and_grad(out, y)[1]
-    for layer in reversed(model.layers[:-1] if logits else model.layers):
+    g = model.loss_head(training_forward(model, x), y)[1]
+    for layer in reversed(trained_layers(model)):
         g = layer.backward(g)
     assert_grad_close(g, numerical_gradient(true_loss, x), TOL, "input")

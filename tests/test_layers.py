@@ -224,7 +224,25 @@ def test_conv_impls_agree():
     for ga, gb in zip(a.grads, b.grads, strict=True):
         np.testing.assert_allclose(ga, gb, rtol=1e-5, atol=1e-5)
     with pytest.raises(InvalidArgumentError, match="impl"):
-        Conv2D(4, 3, impl="winograd")
+        Conv2D(4, 3, impl="fft")
+
+
+@pytest.mark.parametrize("impl", ["reference", "im2col", "winograd"])
+def test_conv_layer_forces_each_implementation(impl):
+    """Conv2D(impl=...) picks the op's implementation; all agree with the reference."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 9, 8, 8)).astype(np.float32)
+    layer = Conv2D(6, 3, padding="same", activation="relu", impl=impl)
+    ref = Conv2D(6, 3, padding="same", activation="relu", impl="reference")
+    layer.build((9, 8, 8), np.random.default_rng(0))
+    ref.build((9, 8, 8), np.random.default_rng(0))
+    y = layer.forward(x, True)
+    assert layer._cache[0].impl == impl
+    np.testing.assert_allclose(y, ref.forward(x, True), rtol=1e-5, atol=1e-5)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_allclose(layer.backward(g), ref.backward(g), rtol=1e-4, atol=1e-4)
+    for ga, gb in zip(layer.grads, ref.grads, strict=True):
+        np.testing.assert_allclose(ga, gb, rtol=1e-4, atol=1e-4)
 
 
 def test_max_pooling_ties_route_gradient_to_first_max():

@@ -81,7 +81,7 @@ def test_conv_matches_torch(impl, padding, kernel, strides, hw, ci, co, seed):
 
     if impl == "fast":
         out, cols = ops.conv2d_forward(x, k, b, strides, pads)
-        dx, dk, db = ops.conv2d_backward(g, cols, k, x.shape, strides, pads)
+        dx, dk, db = ops.conv2d_backward(g, cols)
     else:
         out = ops.conv2d_forward_reference(x, k, b, strides, pads)
         dk = ops.conv2d_backward_filter_reference(x, g, kernel, strides, pads)

@@ -24,12 +24,6 @@ def snake_case(name: str) -> str:
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
 
 
-def check_positive_int(value: Any, name: str, layer: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise InvalidArgumentError(f"{layer}: {name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 class Layer:
     """Base class. Subclasses set ``weight_names`` and implement the methods."""
 

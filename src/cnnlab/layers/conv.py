@@ -8,10 +8,14 @@ import numpy as np
 
 from cnnlab.errors import InvalidArgumentError, ShapeError
 from cnnlab.initializers import get_initializer
-from cnnlab.layers.base import Layer, check_positive_int
+from cnnlab.layers.base import Layer
 from cnnlab.ops import conv as conv_ops
 from cnnlab.ops.activations import get_activation
 from cnnlab.ops.padding import normalise_padding_arg, output_hw, pair, resolve_padding
+from cnnlab.validation import check_positive_int
+
+#: ``Conv2D(impl=...)``: ``"fast"`` lets the op choose im2col or Winograd.
+IMPL_CHOICES = ("fast", "reference", "im2col", "winograd")
 
 
 class Conv2D(Layer):
@@ -26,8 +30,10 @@ class Conv2D(Layer):
         activation: ``None``/``"linear"``, ``"relu"``, ``"sigmoid"``, ``"tanh"``, ``"softmax"``.
         use_bias: add one learned bias per filter.
         kernel_initializer, bias_initializer: Keras names (``glorot_uniform``, ``zeros``).
-        impl: ``"fast"`` (im2col + GEMM, default) or ``"reference"`` (the
-            slides' literal formulas; slower, for teaching and tests).
+        impl: ``"fast"`` (default: im2col + GEMM, or Winograd for 3x3 stride-1
+            layers with enough work), ``"reference"`` (the slides' literal
+            formulas; slower, for teaching and tests), or ``"im2col"`` /
+            ``"winograd"`` to force one fast path.
 
     Weights: ``kernel (kh, kw, C_in, C_out)`` and ``bias (C_out,)``; parameters
     ``kh * kw * C_in * C_out + C_out``.
@@ -71,24 +77,34 @@ class Conv2D(Layer):
         self.bias_initializer = bias_initializer
         get_initializer(kernel_initializer)
         get_initializer(bias_initializer)
-        if impl not in ("fast", "reference"):
-            raise InvalidArgumentError(f"Conv2D: impl must be 'fast' or 'reference', got {impl!r}")
+        if impl not in IMPL_CHOICES:
+            raise InvalidArgumentError(f"Conv2D: impl must be one of {IMPL_CHOICES}, got {impl!r}")
         self.impl = impl
+        self._op_impl = "auto" if impl == "fast" else impl
         self.weight_names = ("kernel", "bias") if self.use_bias else ("kernel",)
+        self.pads: tuple[tuple[int, int], tuple[int, int]] | None = None  # set by build()
         self._cache: tuple[Any, ...] | None = None
         # transformed filters for inference, checked against the kernel on each use
         self._filter_cache: dict = {}
 
-    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    def build(self, input_shape: tuple[int, ...], rng: np.random.Generator) -> tuple[int, ...]:
+        """Resolve the padding amounts for this input size, then create the weights."""
+        self.pads = self._pads_for(tuple(input_shape))
+        return super().build(input_shape, rng)
+
+    def _pads_for(self, input_shape: tuple[int, ...]) -> Any:
         if len(input_shape) != 3:
             raise ShapeError(
                 f"Conv2D expects inputs of shape (H, W, C), got {input_shape}"
             )
-        self.pads = resolve_padding(self.padding, self.kernel_size, self.strides, input_shape[:2])
+        return resolve_padding(self.padding, self.kernel_size, self.strides, input_shape[:2])
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        pads = self._pads_for(input_shape)
         kh, kw = self.kernel_size
         h, w = input_shape[:2]
         try:
-            ho, wo = output_hw((h, w), self.kernel_size, self.strides, self.pads, "kernel")
+            ho, wo = output_hw((h, w), self.kernel_size, self.strides, pads, "kernel")
         except ShapeError:
             raise ShapeError(
                 f"a {kh}x{kw} kernel does not fit the {h}x{w} input with padding "
@@ -125,54 +141,24 @@ class Conv2D(Layer):
     def bias(self) -> Any | None:
         return self.weights[1] if self.use_bias else None
 
-    @property
-    def _fused_relu(self) -> bool:
-        """The fast path applies ReLU (and its mask) inside the convolution."""
-        return self.impl == "fast" and self.activation == "relu"
-
     def forward(self, x: Any, training: bool = False) -> Any:
-        if self.impl == "reference":
-            z = conv_ops.conv2d_forward_reference(
-                x, self.kernel, self.bias, self.strides, self.pads
-            )
-            cache = x
-        else:
-            z, cache = conv_ops.conv2d_forward(
-                x, self.kernel, self.bias, self.strides, self.pads, keep=training,
-                relu=self._fused_relu, filter_cache=None if training else self._filter_cache,
-            )
-        if self._fused_relu:
-            y = z
-        else:
-            y = self._act(z, out=z) if self.activation != "softmax" else self._act(z)
-        self._cache = (cache, x.shape, y) if training else None
+        fuse_relu = self.activation == "relu"  # the op applies ReLU and its mask
+        z, cache = conv_ops.conv2d_forward(
+            x, self.kernel, self.bias, self.strides, self.pads, impl=self._op_impl,
+            relu=fuse_relu, keep=training,
+            filter_cache=None if training else self._filter_cache,
+        )
+        y = z if fuse_relu else self._act(z, out=z)  # in place where the activation can
+        self._cache = (cache, y, fuse_relu) if training else None
         return y
 
     def backward(self, grad_out: Any) -> Any:
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first")
-        cache, x_shape, y = self._cache
+        cache, y, fuse_relu = self._cache
         self._cache = None
-        if self.impl == "reference":
-            g = self._act_backward(grad_out, y)
-            dk = conv_ops.conv2d_backward_filter_reference(
-                cache, g, self.kernel_size, self.strides, self.pads
-            )
-            db = g.sum(axis=(0, 1, 2))
-            dx = conv_ops.conv2d_backward_input_reference(
-                g, self.kernel, x_shape[1:3], self.strides, self.pads
-            )
-        elif self._fused_relu:
-            dx, dk, db = conv_ops.conv2d_backward(
-                grad_out, cache, self.kernel, x_shape, self.strides, self.pads,
-                self.need_input_grad, relu_output=y,
-            )
-        else:
-            dx, dk, db = conv_ops.conv2d_backward(
-                self._act_backward(grad_out, y), cache, self.kernel, x_shape, self.strides,
-                self.pads, self.need_input_grad,
-            )
-        self.grads[0] = dk
+        grad = grad_out if fuse_relu else self._act_backward(grad_out, y)
+        dx, self.grads[0], db = conv_ops.conv2d_backward(grad, cache, self.need_input_grad)
         if self.use_bias:
             self.grads[1] = db
         return dx

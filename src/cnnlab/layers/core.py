@@ -9,8 +9,9 @@ import numpy as np
 
 from cnnlab.errors import InvalidArgumentError, ShapeError
 from cnnlab.initializers import get_initializer
-from cnnlab.layers.base import Layer, check_positive_int
+from cnnlab.layers.base import Layer
 from cnnlab.ops.activations import get_activation
+from cnnlab.validation import check_positive_int
 
 
 class Dense(Layer):
@@ -73,7 +74,7 @@ class Dense(Layer):
         z = x @ self.weights[0]
         if self.use_bias:
             z += self.weights[1]
-        y = self._act(z, out=z) if self.activation != "softmax" else self._act(z)
+        y = self._act(z, out=z)  # in place where the activation can
         self._cache = (x, y) if training else None
         return y
 

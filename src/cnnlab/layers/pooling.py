@@ -33,12 +33,19 @@ class _Pooling2D(Layer):
         self.padding = padding.lower()
         self._cache: tuple[Any, ...] | None = None
 
-    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    def build(self, input_shape: tuple[int, ...], rng: Any) -> tuple[int, ...]:
+        """Resolve the padding amounts for this input size."""
+        self.pads = self._pads_for(tuple(input_shape))
+        return super().build(input_shape, rng)
+
+    def _pads_for(self, input_shape: tuple[int, ...]) -> Any:
         if len(input_shape) != 3:
             raise ShapeError(f"{self.kind} expects inputs of shape (H, W, C), got {input_shape}")
-        self.pads = resolve_padding(self.padding, self.pool_size, self.strides, input_shape[:2])
-        ho, wo = output_hw(input_shape[:2], self.pool_size, self.strides, self.pads,
-                           "pooling window")
+        return resolve_padding(self.padding, self.pool_size, self.strides, input_shape[:2])
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        ho, wo = output_hw(input_shape[:2], self.pool_size, self.strides,
+                           self._pads_for(input_shape), "pooling window")
         return (ho, wo, input_shape[2])
 
     def get_config(self) -> dict[str, Any]:

@@ -21,11 +21,16 @@ Two implementations live here:
 
 * the **reference** functions (``*_reference``) are that literal form, written
   as ``kh * kw`` shifted slices and matrix products, and
-* the **fast** functions (``conv2d_forward``, ``conv2d_backward``) used for
-  training and inference: im2col (one contiguous copy of a strided window
-  view) and one GEMM per pass, with the input gradient gathered back by
-  ``kh * kw`` slice-adds; or, for 3x3 stride-1 layers with enough work,
+* the **fast** ones: im2col (one contiguous copy of a strided window view)
+  and one GEMM per pass, with the input gradient gathered back by
+  ``kh * kw`` slice-adds; and, for 3x3 stride-1 layers with enough work,
   Winograd F(m x m, 3 x 3) (:mod:`cnnlab.ops.winograd`).
+
+Layers call one interface, whatever the implementation:
+``conv2d_forward(x, kernel, bias, strides, pads, impl=..., relu=..., keep=...)``
+returns ``(output, cache)`` and ``conv2d_backward(grad, cache, need_input_grad)``
+returns ``(dX, dF, db)``; ``impl`` (``"reference"``, ``"im2col"``,
+``"winograd"`` or ``"auto"``) is dispatched here.
 
 The tests check the fast path against the reference, the reference against
 finite differences, and both against PyTorch.
@@ -37,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cnnlab.backend import array_module, sliding_window_view
+from cnnlab.errors import InvalidArgumentError
 from cnnlab.ops import winograd
 from cnnlab.ops.padding import Pads, dilate2d, output_hw, pad2d, unpad2d
 
@@ -209,15 +215,20 @@ def conv2d_backward_im2col(
     return unpad2d(dxp, pads, (h, w)), dkernel, dbias
 
 
-#: Smallest ``C_in`` for which the Winograd path beats im2col (measured on the
-#: seed model, where it wins for C_in = 16 and 128).
+#: Smallest ``C_in`` for which the Winograd path beats im2col: measured by
+#: ``benchmarks/tune_thresholds.py`` on a 2-core x86-64 machine (Winograd wins
+#: for the seed model's C_in = 16 and 128).
 WINOGRAD_MIN_CHANNELS = 8
 
 #: Smallest number of output pixels (batch x height x width) for Winograd:
 #: below it (batch-1 inference) im2col's single GEMM is faster; Winograd's
 #: transformed filters are several times the kernel's size, and reading them
-#: costs more than the multiplications they save (measured on the seed model).
+#: costs more than the multiplications they save (``benchmarks/tune_thresholds.py``).
 WINOGRAD_MIN_PIXELS = 512
+
+#: The implementations :func:`conv2d_forward` dispatches to; ``"auto"`` picks
+#: im2col or Winograd with :func:`choose_algorithm`.
+IMPLS = ("auto", "reference", "im2col", "winograd")
 
 
 def choose_algorithm(
@@ -234,10 +245,21 @@ def choose_algorithm(
 
 @dataclass
 class ConvCache:
-    """Opaque record of a fast forward pass, consumed by :func:`conv2d_backward`."""
+    """Everything :func:`conv2d_backward` needs from one forward pass.
 
-    algorithm: str
+    ``impl`` names the implementation that ran (never ``"auto"``); ``data`` is
+    its own record: the input (reference), the im2col matrix (im2col) or a
+    :class:`~cnnlab.ops.winograd.WinogradCache`. ``relu_output`` is set when
+    the forward applied ReLU, whose mask the backward applies first.
+    """
+
+    impl: str
     data: Any
+    kernel: Any
+    input_shape: tuple[int, ...]
+    strides: tuple[int, int]
+    pads: Pads
+    relu_output: Any | None = None
 
 
 def winograd_filter(kernel: Any, m: int, filter_cache: dict | None) -> Any:
@@ -260,63 +282,86 @@ def winograd_filter(kernel: Any, m: int, filter_cache: dict | None) -> Any:
     return u
 
 
+def resolve_impl(impl: str, kernel_shape: tuple[int, ...], strides: tuple[int, int],
+                 out_pixels: int) -> str:
+    """The implementation that runs for ``impl``: ``"auto"`` asks
+    :func:`choose_algorithm`; ``"winograd"`` where it does not apply (not 3x3
+    stride 1) falls back to ``"im2col"``."""
+    if impl not in IMPLS:
+        raise InvalidArgumentError(f"conv2d: impl must be one of {IMPLS}, got {impl!r}")
+    if impl == "auto":
+        return choose_algorithm(kernel_shape, strides, out_pixels)
+    if impl == "winograd" and not winograd.winograd_applicable(kernel_shape[:2], strides):
+        return "im2col"
+    return impl
+
+
 def conv2d_forward(
     x: Any,
     kernel: Any,
     bias: Any | None,
     strides: tuple[int, int],
     pads: Pads,
-    algorithm: str | None = None,
-    keep: bool = True,
+    *,
+    impl: str = "auto",
     relu: bool = False,
+    keep: bool = True,
     filter_cache: dict | None = None,
-) -> tuple[Any, ConvCache]:
-    """Fast forward ``O = correlate(pad(X), F) + b``. Returns ``(output, cache)``.
+) -> tuple[Any, ConvCache | None]:
+    """``O = correlate(pad(X), F) + b`` (then ``max(O, 0)`` with ``relu``): ``(output, cache)``.
 
-    ``algorithm`` is ``"im2col"``, ``"winograd"`` (3x3 stride 1 only; anything
-    else falls back to im2col) or ``None`` to let :func:`choose_algorithm` pick.
-    Keep ``cache`` for :func:`conv2d_backward`; ``keep=False`` (inference) lets
-    the Winograd path skip storing its transformed input. ``relu=True`` returns
-    ``max(O, 0)`` instead (fused into the Winograd workers). ``filter_cache``
-    (see :func:`winograd_filter`) saves re-transforming unchanged filters.
+    ``impl`` is ``"reference"`` (the slides' literal sum), ``"im2col"``,
+    ``"winograd"`` (3x3 stride 1; other kernels fall back to im2col) or
+    ``"auto"`` (:func:`choose_algorithm`). ``keep=False`` (inference) keeps
+    nothing and returns ``None`` for the cache. ``filter_cache`` (see
+    :func:`winograd_filter`) saves re-transforming unchanged filters.
+    Every implementation gives the same result up to floating-point rounding.
     """
     ho, wo = output_hw(x.shape[1:3], kernel.shape[:2], strides, pads, "kernel")
-    if algorithm is None:
-        algorithm = choose_algorithm(kernel.shape, strides, x.shape[0] * ho * wo)
-    if algorithm == "winograd" and winograd.winograd_applicable(kernel.shape[:2], strides):
+    impl = resolve_impl(impl, kernel.shape, strides, x.shape[0] * ho * wo)
+    if impl == "winograd":
         m = winograd.choose_tile((ho, wo))
         u = winograd_filter(kernel, m, filter_cache)
-        out, wcache = winograd.conv3x3_forward(x, kernel, bias, pads, keep, relu, m=m, u=u)
-        return out, ConvCache("winograd", wcache)
-    out, cols = conv2d_forward_im2col(x, kernel, bias, strides, pads)
-    if relu:
-        xp = array_module(out)
-        xp.maximum(out, 0, out=out)
-    return out, ConvCache("im2col", cols)
+        out, data = winograd.conv3x3_forward(x, kernel, bias, pads, keep, relu, m=m, u=u)
+    else:
+        if impl == "reference":
+            out, data = conv2d_forward_reference(x, kernel, bias, strides, pads), x
+        else:
+            out, data = conv2d_forward_im2col(x, kernel, bias, strides, pads)
+        if relu:
+            array_module(out).maximum(out, 0, out=out)
+    if not keep:
+        return out, None
+    return out, ConvCache(impl, data, kernel, tuple(x.shape), tuple(strides), pads,
+                          out if relu else None)
 
 
 def conv2d_backward(
-    grad_out: Any,
-    cols: Any,
-    kernel: Any,
-    input_shape: tuple[int, ...],
-    strides: tuple[int, int],
-    pads: Pads,
-    need_input_grad: bool = True,
-    relu_output: Any | None = None,
+    grad_out: Any, cache: ConvCache, need_input_grad: bool = True
 ) -> tuple[Any | None, Any, Any]:
-    """Fast backward from the forward's cache: ``(dX or None, dF, db)``.
+    """Backward of :func:`conv2d_forward` from its cache: ``(dX or None, dF, db)``.
 
     ``dF = correlate(X, dO)``, ``dX = full_convolution(rot180(F), dO)``, ``db = sum dO``,
-    by whichever algorithm the forward used (``cols`` may also be a raw im2col matrix).
-    With ``relu_output`` (the output of a ``relu=True`` forward), ``grad_out`` is
-    the gradient with respect to it: ``dO = grad_out * (relu_output > 0)``.
+    by the implementation the forward used. When the forward applied ReLU,
+    ``grad_out`` is the gradient with respect to its output, and
+    ``dO = grad_out * (output > 0)``.
     """
-    if isinstance(cols, ConvCache) and cols.algorithm == "winograd":
-        return winograd.conv3x3_backward(grad_out, cols.data, input_shape, pads, need_input_grad,
-                                         relu_output)
-    if relu_output is not None:
-        grad_out = grad_out * (relu_output > 0)
-    raw = cols.data if isinstance(cols, ConvCache) else cols
-    return conv2d_backward_im2col(grad_out, raw, kernel, input_shape, strides, pads,
-                                  need_input_grad)
+    if cache is None:
+        raise InvalidArgumentError("conv2d_backward needs the cache of a keep=True forward")
+    if cache.impl == "winograd":
+        return winograd.conv3x3_backward(grad_out, cache.data, cache.input_shape, cache.pads,
+                                         need_input_grad, cache.relu_output)
+    if cache.relu_output is not None:
+        grad_out = grad_out * (cache.relu_output > 0)
+    if cache.impl == "im2col":
+        return conv2d_backward_im2col(grad_out, cache.data, cache.kernel, cache.input_shape,
+                                      cache.strides, cache.pads, need_input_grad)
+    x, kernel = cache.data, cache.kernel
+    dk = conv2d_backward_filter_reference(x, grad_out, kernel.shape[:2], cache.strides,
+                                          cache.pads)
+    db = grad_out.sum(axis=(0, 1, 2))
+    if not need_input_grad:
+        return None, dk, db
+    dx = conv2d_backward_input_reference(grad_out, kernel, x.shape[1:3], cache.strides,
+                                         cache.pads)
+    return dx, dk, db

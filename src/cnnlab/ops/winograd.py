@@ -40,12 +40,17 @@ Every transform has the form ``out[i, j] = sum_{a, b} L[i, a] L[j, b] d[a, b]``
 over an array of tiles stored position-major, ``(p, p, tiles x channels)``,
 and runs as two small matrix products (:func:`sandwich`): one along each
 tile axis. Tiles are gathered once from a strided window view.
+
+The math is written for one chunk of images (:func:`forward_tiles`,
+:func:`backward_tiles`); how a batch is cut into chunks and worker threads,
+and where the temporaries live, is :mod:`cnnlab.ops.schedule`'s business.
+:func:`conv3x3_forward` and :func:`conv3x3_backward` join the two.
 """
 
 from __future__ import annotations
 
 import math
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
@@ -54,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from cnnlab.backend import array_module, sliding_window_view
-from cnnlab.ops import parallel
+from cnnlab.ops import parallel, schedule
 from cnnlab.ops.padding import Pads, pad2d
 
 R = 3  # filter size
@@ -187,54 +192,11 @@ class WinogradCache:
     tiles: tuple[int, int, int]  # (N, th, tw)
     padded_hw: tuple[int, int]  # padded input size, rounded up to whole tiles
     out_hw: tuple[int, int]
-    chunks: tuple[tuple[tuple[int, int], ...], ...] = ()  # per group, the forward's chunks
+    plan: schedule.BatchPlan | None = None  # the forward's groups and chunks
 
 
-#: Winograd-domain rows (positions x tiles) processed together: each worker's
-#: images are cut into near-equal chunks of at most about this many rows,
-#: which bounds the temporaries (kept per thread and reused, see
-#: ``_scratch``). Larger chunks mean fewer, longer operations and larger GEMMs.
-CHUNK_ROWS = 16384
-
-#: Fewest tiles for which a layer's batch is split across worker threads.
-PARALLEL_MIN_TILES = 64
-
-
-def _chunks(lo: int, hi: int, tiles_per_image: int, a: int) -> list[tuple[int, int]]:
-    count = max(1, -(-(hi - lo) * tiles_per_image * a * a // CHUNK_ROWS))
-    return [(lo + s, lo + e) for s, e in parallel.split(hi - lo, count)]
-
-
-def _groups(xp: Any, n: int, tiles_per_image: int) -> list[tuple[int, int]]:
-    """Contiguous batch groups, one per worker thread, unless the batch is small."""
-    workers = parallel.workers_for(xp)
-    if n * tiles_per_image < PARALLEL_MIN_TILES:
-        workers = 1
-    return parallel.split(n, workers)
-
-
-_scratch_local = threading.local()
-
-
-def _scratch(xp: Any, name: str, shape: tuple[int, ...], dtype: Any) -> Any:
-    """A reusable per-thread work array (uninitialised) for an intermediate result.
-
-    Reusing the same memory chunk after chunk and step after step saves mapping
-    and faulting in fresh pages for every temporary. Never handed to callers:
-    the next use of ``name`` in the same thread overwrites it. The names are
-    shared by intermediates that are never alive at the same time.
-    """
-    if xp.__name__ != "numpy":
-        return xp.empty(shape, dtype=dtype)
-    bufs = getattr(_scratch_local, "bufs", None)
-    if bufs is None:
-        bufs = _scratch_local.bufs = {}
-    dtype = np.dtype(dtype)
-    size = math.prod(shape)
-    buf = bufs.get((name, dtype))
-    if buf is None or buf.size < size:
-        buf = bufs[(name, dtype)] = np.empty(size, dtype=dtype)
-    return buf[:size].reshape(shape)
+#: ``work(name, shape)``: a temporary array of the chunk's dtype (see :func:`schedule.scratch`).
+Work = Callable[[str, tuple[int, ...]], Any]
 
 
 def _tile_counts(out_hw: tuple[int, int], m: int) -> tuple[int, int]:
@@ -261,6 +223,87 @@ def scatter_tiles(dd: Any, m: int, out: Any) -> Any:
     return out
 
 
+def forward_tiles(xpad: Any, u: Any, bias: Any | None, relu: bool, m: int,
+                  tiles: tuple[int, int], out: Any, v: Any | None, work: Work) -> None:
+    """``out = [max(.., 0) of] A^T [U * (B^T d B)] A + b`` for one chunk of images.
+
+    ``xpad`` (nc, Hp, Wp, Ci) is the padded chunk, ``out`` its output
+    (nc, m * th, m * tw, Co); ``v`` (a^2, nc * th * tw, Ci), if given,
+    receives the transformed input tiles for the backward pass.
+    """
+    xp = array_module(xpad)
+    a = m + R - 1
+    th, tw = tiles
+    nc, ci, co = xpad.shape[0], xpad.shape[3], u.shape[2]
+    nt = nc * th * tw
+    at, _, bt = _mats(m, xpad.dtype, xp)
+    d = gather_tiles(xpad, m, th, tw, work("d", (a, a, nc, th, tw, ci)))
+    if v is None:
+        v = work("ci", (a * a, nt, ci))
+    sandwich(bt, d.reshape(a, a, nt * ci), v.reshape(a, a, nt * ci),
+             work("tmp", (a, a, nt * ci)))
+    mm = work("co", (a * a, nt, co))
+    xp.matmul(v, u, out=mm)  # (a^2, tiles, Co): one GEMM per Winograd position
+    y = work("y", (m, m, nc, th, tw, co))
+    sandwich(at, mm.reshape(a, a, nt * co), y.reshape(m, m, nt * co),
+             work("tmp", (m, a, nt * co)))
+    o = out.reshape(nc, th, m, tw, m, co)
+    y = y.transpose(2, 3, 0, 4, 1, 5)
+    if bias is not None:
+        xp.add(y, bias, out=o)
+    else:
+        xp.copyto(o, y)
+    if relu:
+        xp.maximum(o, 0, out=o)
+
+
+def backward_tiles(grad_out: Any, relu_output: Any | None, v: Any, ut: Any, m: int,
+                   tiles: tuple[int, int], du: Any, db: Any, dx: Any | None,
+                   work: Work) -> None:
+    """One chunk's share of the backward pass.
+
+    ``grad_out`` (nc, m * th, m * tw, Co) is the chunk's output gradient (times
+    ``relu_output > 0`` when that is given), ``v`` its transformed input tiles
+    and ``ut`` the transformed filters with their channel axes swapped.
+    Writes the chunk's ``sum_tiles V^T dM`` into ``du`` (a^2, Ci, Co), adds its
+    bias gradient to ``db`` and, if ``dx`` is given, writes the gradient of
+    the padded input chunk into it.
+    """
+    xp = array_module(grad_out)
+    a = m + R - 1
+    th, tw = tiles
+    nc, co, ci = grad_out.shape[0], grad_out.shape[3], ut.shape[2]
+    nt = nc * th * tw
+    at, _, bt = _mats(m, grad_out.dtype, xp)
+    dy = work("y", (m, m, nc, th, tw, co))
+    src = grad_out.reshape(nc, th, m, tw, m, co).transpose(2, 4, 0, 1, 3, 5)
+    if relu_output is None:
+        xp.copyto(dy, src)
+    else:
+        mask = relu_output.reshape(nc, th, m, tw, m, co).transpose(2, 4, 0, 1, 3, 5)
+        xp.multiply(src, mask > 0, out=dy)
+    db += dy.reshape(-1, co).sum(axis=0)
+    dm = work("co", (a * a, nt, co))
+    sandwich(at.T, dy.reshape(m, m, nt * co), dm.reshape(a, a, nt * co),
+             work("tmp", (a, m, nt * co)))
+    # sum over tiles of V^T dM, one 2-D product per position: a stacked
+    # matmul with a transposed operand does not reach BLAS in NumPy
+    for p in range(a * a):
+        xp.matmul(v[p].T, dm[p], out=du[p])
+    if dx is not None:
+        dv = work("ci", (a * a, nt, ci))
+        xp.matmul(dm, ut, out=dv)  # (a^2, tiles, Ci)
+        dd = work("d", (a, a, nc, th, tw, ci))
+        sandwich(bt.T, dv.reshape(a, a, nt * ci), dd.reshape(a, a, nt * ci),
+                 work("tmp", (a, a, nt * ci)))
+        dx.fill(0)
+        scatter_tiles(dd, m, dx)
+
+
+def _work(xp: Any, dtype: Any) -> Work:
+    return lambda name, shape: schedule.scratch(xp, name, shape, dtype)
+
+
 def conv3x3_forward(
     x: Any,
     kernel: Any,
@@ -278,8 +321,7 @@ def conv3x3_forward(
     ``m`` is the output tile size (default :func:`choose_tile`); ``u`` may
     pass a precomputed :func:`filter_transform` of ``kernel`` for that ``m``.
     With ``keep=False`` (inference) no cache is kept and ``None`` is returned for it.
-    The batch is processed in chunks of images (see ``CHUNK_ROWS``); each
-    image's result does not depend on the chunking.
+    The batch is processed in the chunks :func:`schedule.plan_batch` picks.
     """
     xp = array_module(x, kernel)
     n, h, w, _ = x.shape
@@ -294,40 +336,20 @@ def conv3x3_forward(
     xpad = pad2d(x, ((top, hp - h - top), (left, wp - w - left)))
     if u is None:
         u = filter_transform(kernel, m)
-    at, _, bt = _mats(m, xpad.dtype, xp)
     t = th * tw
     v_all = xp.empty((a * a, n * t, ci), dtype=xpad.dtype) if keep else None
     full = (m * th, m * tw) == (ho, wo)
     out = xp.empty((n, m * th, m * tw, co) if not full else (n, ho, wo, co), dtype=xpad.dtype)
-    groups = _groups(xp, n, t)
-    plan = tuple(tuple(_chunks(lo, hi, t, a)) for lo, hi in groups)
+    plan = schedule.plan_batch(xp, n, t, a * a)
 
     def group(lo: int, hi: int) -> None:
-        for n0, n1 in _chunks(lo, hi, t, a):
-            nc, nt = n1 - n0, (n1 - n0) * t
-            d = gather_tiles(xpad[n0:n1], m, th, tw,
-                             _scratch(xp, "d", (a, a, nc, th, tw, ci), xpad.dtype))
-            if v_all is not None:  # transformed tiles land where the backward wants them
-                v = v_all[:, n0 * t : n1 * t]
-            else:
-                v = _scratch(xp, "ci", (a * a, nt, ci), xpad.dtype)
-            sandwich(bt, d.reshape(a, a, nt * ci), v.reshape(a, a, nt * ci),
-                     _scratch(xp, "tmp", (a, a, nt * ci), xpad.dtype))
-            mm = _scratch(xp, "co", (a * a, nt, co), xpad.dtype)
-            xp.matmul(v, u, out=mm)  # (a^2, tiles, Co): one GEMM per Winograd position
-            y = _scratch(xp, "y", (m, m, nc, th, tw, co), xpad.dtype)
-            sandwich(at, mm.reshape(a, a, nt * co), y.reshape(m, m, nt * co),
-                     _scratch(xp, "tmp", (m, a, nt * co), xpad.dtype))
-            o = out[n0:n1].reshape(nc, th, m, tw, m, co)
-            y = y.transpose(2, 3, 0, 4, 1, 5)
-            if bias is not None:
-                xp.add(y, bias, out=o)
-            else:
-                xp.copyto(o, y)
-            if relu:
-                xp.maximum(o, 0, out=o)
+        work = _work(xp, xpad.dtype)
+        for n0, n1 in plan.chunks_of((lo, hi)):
+            # transformed tiles land where the backward wants them
+            v = v_all[:, n0 * t : n1 * t] if v_all is not None else None
+            forward_tiles(xpad[n0:n1], u, bias, relu, m, (th, tw), out[n0:n1], v, work)
 
-    parallel.run_groups(group, groups)
+    parallel.run_groups(group, plan.groups)
     if not full:
         out = xp.ascontiguousarray(out[:, :ho, :wo])
     if not keep:
@@ -366,50 +388,28 @@ def conv3x3_backward(
             grad_out = grad_out * (relu_output > 0)
             relu_output = None
         grad_out = xp.pad(grad_out, ((0, 0), (0, m * th - ho), (0, m * tw - wo), (0, 0)))
-    at, g, bt = _mats(m, dtype, xp)
+    _, g, _ = _mats(m, dtype, xp)
     ut = xp.ascontiguousarray(cache.u.transpose(0, 2, 1))
     hp, wp = cache.padded_hw
     dxp = xp.empty((n, hp, wp, ci), dtype=dtype) if need_input_grad else None
-    plan = cache.chunks or tuple(tuple(_chunks(lo, hi, t, a)) for lo, hi in _groups(xp, n, t))
-    chunks_of = {(c[0][0], c[-1][1]): c for c in plan}
+    plan = cache.plan or schedule.plan_batch(xp, n, t, a * a)
 
     def group(lo: int, hi: int) -> Any:
+        work = _work(xp, dtype)
         du = xp.empty((a * a, ci, co), dtype=dtype)
         db = xp.zeros((co,), dtype=dtype)
-        du_part = _scratch(xp, "du", (a * a, ci, co), dtype)
-        for i, (n0, n1) in enumerate(chunks_of[(lo, hi)]):
-            nc, nt = n1 - n0, (n1 - n0) * t
-            dy = _scratch(xp, "y", (m, m, nc, th, tw, co), dtype)
-            src = grad_out[n0:n1].reshape(nc, th, m, tw, m, co).transpose(2, 4, 0, 1, 3, 5)
-            if relu_output is None:
-                xp.copyto(dy, src)
-            else:
-                mask = relu_output[n0:n1].reshape(nc, th, m, tw, m, co).transpose(2, 4, 0, 1, 3, 5)
-                xp.multiply(src, mask > 0, out=dy)
-            db += dy.reshape(-1, co).sum(axis=0)
-            dm = _scratch(xp, "co", (a * a, nt, co), dtype)
-            sandwich(at.T, dy.reshape(m, m, nt * co), dm.reshape(a, a, nt * co),
-                     _scratch(xp, "tmp", (a, m, nt * co), dtype))
-            v = cache.v[:, n0 * t : n1 * t]
-            # sum over tiles of V^T dM, one 2-D product per position: a stacked
-            # matmul with a transposed operand does not reach BLAS in NumPy
-            dst = du if i == 0 else du_part
-            for p in range(a * a):
-                xp.matmul(v[p].T, dm[p], out=dst[p])
+        du_part = work("du", (a * a, ci, co))
+        for i, (n0, n1) in enumerate(plan.chunks_of((lo, hi))):
+            backward_tiles(
+                grad_out[n0:n1], None if relu_output is None else relu_output[n0:n1],
+                cache.v[:, n0 * t : n1 * t], ut, m, (th, tw), du if i == 0 else du_part, db,
+                None if dxp is None else dxp[n0:n1], work,
+            )
             if i > 0:
                 du += du_part
-            if dxp is not None:
-                dv = _scratch(xp, "ci", (a * a, nt, ci), dtype)
-                xp.matmul(dm, ut, out=dv)  # (a^2, tiles, Ci)
-                dd = _scratch(xp, "d", (a, a, nc, th, tw, ci), dtype)
-                sandwich(bt.T, dv.reshape(a, a, nt * ci), dd.reshape(a, a, nt * ci),
-                         _scratch(xp, "tmp", (a, a, nt * ci), dtype))
-                dx = dxp[n0:n1]
-                dx.fill(0)
-                scatter_tiles(dd, m, dx)
         return du, db
 
-    parts = parallel.run_groups(group, list(chunks_of))
+    parts = parallel.run_groups(group, plan.groups)
     du, dbias = parts[0]
     for du_part, db_part in parts[1:]:  # fixed order: reproducible
         du += du_part
