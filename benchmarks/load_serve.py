@@ -185,7 +185,7 @@ async def run_load(base: str, work: list[tuple[dict[str, Any], int]],
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from cnnlab.serialization import load_model
+    from cnnlab.saving import load_model
 
     print("$ " + shlex.join([sys.executable, *sys.argv]), flush=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from cnnlab import pretrained, viz
     from cnnlab.datasets import load_idx_dir, load_mnist
-    from cnnlab.serialization import load_model
+    from cnnlab.saving import load_model
 
     try:
         model_path = Path(args.model) if args.model else pretrained.PRETRAINED_PATH

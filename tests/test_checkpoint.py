@@ -15,8 +15,8 @@ import pytest
 from safetensors.numpy import load_file
 
 import cnnlab
-from cnnlab.checkpoint import load_checkpoint
 from cnnlab.errors import NonFiniteError
+from cnnlab.training.checkpoint import load_checkpoint
 
 TRAIN_ARGS = ["--epochs", "2", "--train-limit", "600", "--test-limit", "200",
               "--batch-size", "50", "--seed", "7", "--checkpoint-every", "2",
@@ -119,8 +119,8 @@ def test_fit_resume_in_process_matches(tmp_path, schedule):
         pass
 
     class CrashAt(cnnlab.Callback):
-        def on_batch_end(self, model, step, logs):
-            if step == 6:
+        def on_batch_end(self, batch, logs=None):
+            if self.model.optimizer.iterations == 7:  # in the middle of the second epoch
                 raise Crash
 
     first = _small_model(schedule=schedule)

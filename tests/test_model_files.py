@@ -13,7 +13,7 @@ from safetensors.numpy import save
 
 import cnnlab
 from cnnlab.errors import ModelFileError
-from cnnlab.serialization import load_model
+from cnnlab.saving import load_model
 
 
 def _tiny(seed: int = 0, filters: int = 4) -> cnnlab.Sequential:

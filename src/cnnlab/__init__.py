@@ -12,8 +12,10 @@ from cnnlab.errors import (
     CnnlabError,
     DataFormatError,
     DownloadError,
+    ImageDecodeError,
     InvalidArgumentError,
     ModelFileError,
+    NoDigitError,
     NonFiniteError,
     ShapeError,
 )
@@ -27,10 +29,12 @@ from cnnlab.layers import (
     Layer,
     MaxPooling2D,
 )
-from cnnlab.model import Callback, History, Sequential, TrainingInterrupted, seed_model
+from cnnlab.model import Sequential
 from cnnlab.optimizers import SGD, Adadelta, Adam, RMSprop
+from cnnlab.saving import load_model, save_model
 from cnnlab.schedules import Constant, OneCycle
-from cnnlab.serialization import load_model, save_model
+from cnnlab.training import Callback, History, TrainingInterrupted
+from cnnlab.zoo import seed_model, small_cnn
 
 __version__ = "0.1.0"
 
@@ -47,6 +51,7 @@ __all__ = [
     "Conv2D",
     "DataFormatError",
     "DownloadError",
+    "ImageDecodeError",
     "Dense",
     "Dropout",
     "Flatten",
@@ -55,6 +60,7 @@ __all__ = [
     "Layer",
     "MaxPooling2D",
     "ModelFileError",
+    "NoDigitError",
     "NonFiniteError",
     "OneCycle",
     "RMSprop",
@@ -65,5 +71,6 @@ __all__ = [
     "ops",
     "save_model",
     "seed_model",
+    "small_cnn",
     "__version__",
 ]

@@ -62,8 +62,8 @@ def write_history(out: Path, history: dict[str, list[float]]) -> None:
 # --------------------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> int:
     import cnnlab
-    from cnnlab.checkpoint import last_checkpoint, read_training_config
     from cnnlab.fileio import atomic_write_text
+    from cnnlab.training.checkpoint import last_checkpoint, read_training_config
 
     if args.resume:
         out = Path(args.resume)
@@ -155,7 +155,7 @@ def _train_figures(model: Any, out: Path, x_test: Any, y_test: Any,
 # --------------------------------------------------------------------------- others
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlab.datasets import load_mnist, to_model_input
-    from cnnlab.serialization import load_model
+    from cnnlab.saving import load_model
 
     model = load_model(_model_path(args.model))
     _, (x_test, y_test) = load_mnist(args.data)
@@ -178,7 +178,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from cnnlab.preprocess import prepare_image
-    from cnnlab.serialization import load_model
+    from cnnlab.saving import load_model
 
     model = load_model(_model_path(args.model))
     for image in args.images:
@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cnnlab.model import TrainingInterrupted
+    from cnnlab.training import TrainingInterrupted
 
     parser = build_parser()
     args = parser.parse_args(argv)

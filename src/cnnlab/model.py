@@ -1,64 +1,57 @@
 """Sequential: a stack of layers with Keras's user interface.
 
->>> import cnnlab
->>> model = cnnlab.seed_model()
+>>> from cnnlab.layers import Dense
+>>> model = Sequential([Dense(3)], input_shape=(4,), seed=0)
 >>> model.count_params()
-1134426
+15
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cnnlab.errors import InvalidArgumentError, NonFiniteError, ShapeError
-from cnnlab.layers import Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from cnnlab.layers import Activation
 from cnnlab.layers.base import Layer, snake_case
 from cnnlab.ops import parallel
 from cnnlab.ops.losses import categorical_cross_entropy, softmax_cross_entropy
 from cnnlab.optimizers import Optimizer, get_optimizer
+from cnnlab.serialization import save_model
+from cnnlab.training import Callback, GradientReducer, History, local_gradients, train_step
+from cnnlab.training import fit as training_fit
+from cnnlab.validation import check_positive_int
 
 LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
 
 
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during fit(): a checkpoint was saved (if a checkpoint folder was given)."""
+@dataclass(frozen=True)
+class LossHead:
+    """The cross-entropy, decided once at compile: from the logits or from probabilities.
 
-    def __init__(self, message: str, checkpoint: Path | None) -> None:
-        super().__init__(message)
-        self.checkpoint = checkpoint
+    With ``from_logits`` (the last layer is a separate ``Activation("softmax")``)
+    training skips that layer and computes the loss from its input with
+    log-sum-exp; the softmax's backward folds into the loss's gradient,
+    ``softmax(z) - label``. Otherwise the loss reads the probabilities.
+    """
 
+    from_logits: bool
 
-@dataclass
-class History:
-    """What fit() returns: per-epoch metrics, as Keras's ``History``."""
+    @classmethod
+    def for_layers(cls, layers: Sequence[Layer]) -> LossHead:
+        last = layers[-1]
+        return cls(isinstance(last, Activation) and last.activation == "softmax")
 
-    history: dict[str, list[float]] = field(default_factory=dict)
-    epoch: list[int] = field(default_factory=list)
-
-    def append(self, epoch: int, logs: dict[str, float]) -> None:
-        self.epoch.append(epoch)
-        for k, v in logs.items():
-            self.history.setdefault(k, []).append(float(v))
-
-
-class Callback:
-    """Hooks into fit(). Set ``model.stop_training = True`` to stop after this epoch."""
-
-    def on_epoch_end(self, model: Sequential, epoch: int, logs: dict[str, float]) -> None:
-        pass
-
-    def on_batch_end(self, model: Sequential, step: int, logs: dict[str, float]) -> None:
-        pass
+    def __call__(self, out: Any, y: Any) -> tuple[float, Any]:
+        """Mean loss and its gradient with respect to ``out``."""
+        if self.from_logits:
+            return softmax_cross_entropy(out, y)
+        return categorical_cross_entropy(out, y)
 
 
 def _as_int_labels(y: np.ndarray, num_classes: int, what: str = "y") -> np.ndarray:
@@ -112,6 +105,7 @@ class Sequential:
         self.metrics: list[str] = ["accuracy"]
         self.stop_training = False
         self.compiled = False
+        self._loss_head: LossHead | None = None
         for layer in layers or []:
             self.add(layer)
         if input_shape is not None:
@@ -259,8 +253,9 @@ class Sequential:
 
         ``loss`` is ``"categorical_crossentropy"`` (labels may be one-hot rows or
         integers) or ``"sparse_categorical_crossentropy"`` (same computation).
-        When the last layer is a softmax, the loss is computed from the logits
-        with log-sum-exp and the softmax's backward is folded into it.
+        When the last layer is a separate ``Activation("softmax")``, training
+        computes the loss from the logits with log-sum-exp and folds the
+        softmax's backward into it (:class:`LossHead`); decided here, once.
         """
         self._require_built()
         if loss not in LOSSES:
@@ -269,14 +264,18 @@ class Sequential:
         if bad:
             raise InvalidArgumentError(f"unknown metrics {bad}: only 'accuracy' is supported")
         self.optimizer = get_optimizer(optimizer)
+        self._loss_head = LossHead.for_layers(self.layers)
         self.loss = loss
         self.metrics = ["accuracy"] if metrics else []
         self.compiled = True
 
     @property
-    def _fused_softmax(self) -> bool:
-        last = self.layers[-1]
-        return isinstance(last, (Activation, Dense, Conv2D)) and last.activation == "softmax"
+    def loss_head(self) -> LossHead:
+        """The loss computation :meth:`compile` chose (the default one before it)."""
+        if self._loss_head is None:
+            self._require_built()
+            return LossHead.for_layers(self.layers)
+        return self._loss_head
 
     @property
     def num_classes(self) -> int:
@@ -315,64 +314,36 @@ class Sequential:
             )
         return x
 
+    def prepare_batch(self, x: Any, y: Any, what: str = "x") -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` checked and converted: inputs of the model's shape and dtype,
+        integer labels (from integers or one-hot rows), as many labels as inputs."""
+        x = self._prepare_x(x, what)
+        labels = _as_int_labels(np.asarray(y), self.num_classes,
+                                "y" if what == "x" else f"{what.removesuffix(' x')} y")
+        if len(labels) != len(x):
+            raise ShapeError(f"{what} has {len(x)} examples but y has {len(labels)} labels")
+        return x, labels
+
     # ------------------------------------------------------------------ computation
-    def _forward(self, x: np.ndarray, training: bool, logits: bool = False) -> np.ndarray:
-        layers = self.layers
-        skip_last = logits and self._fused_softmax and isinstance(layers[-1], Activation)
+    def _forward(self, x: np.ndarray, layers: Sequence[Layer] | None = None) -> np.ndarray:
+        """Inference through ``layers`` (default: all), batch-parallel for large batches."""
         with parallel.batch_scope(len(x)):
-            for layer in layers[:-1] if skip_last else layers:
-                x = layer.forward(x, training)
-        if logits and self._fused_softmax and not skip_last:
-            raise InvalidArgumentError(
-                "fused softmax needs a separate Activation('softmax') as the last layer"
-            )
+            for layer in self.layers if layers is None else layers:
+                x = layer.forward(x, False)
         return x
 
-    def _loss_and_grad(self, out: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        """Loss and its gradient w.r.t. ``out``: logits when the final softmax is folded
-        into the loss (a separate ``Activation('softmax')``), probabilities otherwise."""
-        if self._uses_logits():
-            return softmax_cross_entropy(out, y)
-        return categorical_cross_entropy(out, y)
-
-    def _uses_logits(self) -> bool:
-        return self._fused_softmax and isinstance(self.layers[-1], Activation)
-
-    def train_on_batch(self, x: np.ndarray, y: np.ndarray, step: int = 0) -> tuple[float, int]:
+    def train_on_batch(self, x: Any, y: Any, step: int = 0) -> tuple[float, int]:
         """One step: forward, loss, backward, finiteness check, optimizer update.
 
         Returns ``(loss, number of correct predictions)``.
         """
         if not self.compiled or self.optimizer is None:
             raise InvalidArgumentError("compile() the model before training it")
+        x, labels = self.prepare_batch(x, y)
         with parallel.batch_scope(len(x)):
-            return self._train_step(x, y, step)
+            return train_step(self, x, labels, step)
 
-    def _train_step(self, x: np.ndarray, y: np.ndarray, step: int) -> tuple[float, int]:
-        logits = self._uses_logits()
-        out = self._forward(x, training=True, logits=logits)
-        loss, grad = self._loss_and_grad(out, y)
-        if not math.isfinite(loss):
-            raise NonFiniteError(f"step {step}: the loss is {loss}; {self._locate_nonfinite(x)}")
-        labels = y if y.ndim == 1 else y.argmax(axis=1)
-        correct = int((out.argmax(axis=1) == labels).sum())
-        layers = self.layers[:-1] if logits else self.layers
-        for layer in reversed(layers):
-            grad = layer.backward(grad)
-        params, grads = [], []
-        for layer in self.layers:
-            for w, g in zip(layer.weights, layer.grads, strict=True):
-                if not np.isfinite(g.sum()):
-                    raise NonFiniteError(
-                        f"step {step}: a non-finite gradient in layer '{layer.name}' "
-                        f"({layer.kind})"
-                    )
-                params.append(w)
-                grads.append(g)
-        self.optimizer.step(params, grads)
-        return loss, correct
-
-    def _locate_nonfinite(self, x: np.ndarray) -> str:
+    def locate_nonfinite(self, x: np.ndarray) -> str:
         """Name the first layer whose weights or output hold NaN or infinity."""
         for layer in self.layers:
             for wname, w in zip(layer.weight_names, layer.weights, strict=True):
@@ -387,10 +358,9 @@ class Sequential:
 
     def predict(self, x: Any, batch_size: int = 1000) -> np.ndarray:
         """Class probabilities (the last layer's outputs), batch by batch."""
-        _check_batch_size(batch_size)
+        check_positive_int(batch_size, "batch_size")
         x = self._prepare_x(x)
-        outs = [self._forward(x[i : i + batch_size], training=False)
-                for i in range(0, len(x), batch_size)]
+        outs = [self._forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
         if not outs:
             return np.zeros((0, *self.output_shape), dtype=self.layers[-1].dtype)
         return np.concatenate(outs)
@@ -408,20 +378,17 @@ class Sequential:
         self, x: Any, y: Any, batch_size: int = 1000, verbose: int = 0
     ) -> tuple[float, float]:
         """Mean loss and accuracy on ``(x, y)``: the slides' ``Test loss`` and ``Test accuracy``."""
-        _check_batch_size(batch_size)
-        x = self._prepare_x(x)
-        y_arr = np.asarray(y)
-        labels = _as_int_labels(y_arr, self.num_classes)
-        if len(labels) != len(x):
-            raise ShapeError(f"x has {len(x)} examples but y has {len(labels)} labels")
+        check_positive_int(batch_size, "batch_size")
+        x, labels = self.prepare_batch(x, y)
         if len(x) == 0:
             raise InvalidArgumentError("evaluate() needs at least one example")
+        head = self.loss_head
+        layers = self.layers[:-1] if head.from_logits else self.layers
         total_loss, correct = 0.0, 0
-        logits = self._uses_logits()
         for i in range(0, len(x), batch_size):
             xb, yb = x[i : i + batch_size], labels[i : i + batch_size]
-            out = self._forward(xb, training=False, logits=logits)
-            loss, _ = self._loss_and_grad(out, yb)
+            out = self._forward(xb, layers)
+            loss, _ = head(out, yb)
             total_loss += loss * len(xb)
             correct += int((out.argmax(axis=1) == yb).sum())
         return total_loss / len(x), correct / len(x)
@@ -430,208 +397,54 @@ class Sequential:
     def fit(
         self,
         x: Any,
-        y: Any,
+        y: Any = None,
         epochs: int = 1,
         batch_size: int = 32,
-        validation_data: tuple[Any, Any] | None = None,
+        validation_data: Any = None,
         shuffle: bool = True,
         verbose: int = 1,
         callbacks: Sequence[Callback] = (),
         checkpoint_dir: str | Path | None = None,
         checkpoint_every: int | None = None,
         resume: bool = False,
+        reduce_gradients: GradientReducer = local_gradients,
     ) -> History:
-        """Train for ``epochs`` passes over ``(x, y)`` in shuffled mini-batches.
+        """Train for ``epochs`` passes over the data in mini-batches.
 
         Args:
-            validation_data: ``(x_val, y_val)`` evaluated after each epoch.
+            x, y: inputs and labels (integers or one-hot rows), shuffled into
+                mini-batches of ``batch_size`` each epoch (``shuffle=True``);
+                or ``x`` alone: any re-iterable object yielding ``(x_batch,
+                y_batch)`` pairs (see :mod:`cnnlab.training.data`).
+            validation_data: ``(x_val, y_val)``, or an iterable of batches,
+                evaluated after each epoch.
             verbose: 1 shows a progress bar per epoch (loss, accuracy, images/s,
-                time left); 0 is silent.
-            callbacks: :class:`Callback` instances.
+                time left) and a line of metrics; 0 is silent.
+            callbacks: :class:`~cnnlab.training.Callback` instances (Keras's hooks).
             checkpoint_dir: where checkpoints go. One is written atomically
                 every ``checkpoint_every`` steps (if given), at the end of each
                 epoch, on Ctrl-C, and when a NaN stops training.
             resume: continue from the checkpoint in ``checkpoint_dir``; the
                 run ends with the same weights, bit for bit, as one that was
                 never interrupted.
+            reduce_gradients: combines the gradients in place before each
+                update (data-parallel training); by default nothing to combine.
+
+        Returns the :class:`~cnnlab.training.History`. The loop itself is
+        :func:`cnnlab.training.fit`.
         """
-        from cnnlab import checkpoint as ckpt  # local: checkpoint imports this module
-
-        if not self.compiled:
-            raise InvalidArgumentError("compile() the model before fit()")
-        for name, val in (("epochs", epochs), ("batch_size", batch_size)):
-            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val <= 0:
-                raise InvalidArgumentError(f"{name} must be a positive int, got {val!r}")
-        if checkpoint_every is not None and (
-            isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int)
-            or checkpoint_every <= 0
-        ):
-            raise InvalidArgumentError(
-                f"checkpoint_every must be a positive int, got {checkpoint_every!r}"
-            )
-        if (resume or checkpoint_every) and checkpoint_dir is None:
-            raise InvalidArgumentError("resume and checkpoint_every need a checkpoint_dir")
-        x = self._prepare_x(x)
-        labels = _as_int_labels(np.asarray(y), self.num_classes)
-        if len(labels) != len(x):
-            raise ShapeError(f"x has {len(x)} examples but y has {len(labels)} labels")
-        if len(x) == 0:
-            raise InvalidArgumentError("fit() needs at least one example")
-        if validation_data is not None:
-            x_val = self._prepare_x(validation_data[0], "validation x")
-            y_val = _as_int_labels(np.asarray(validation_data[1]), self.num_classes,
-                                   "validation y")
-
-        state = ckpt.TrainState(epoch=0, step=0, history=History())
-        if resume:
-            state = ckpt.load_checkpoint(self, checkpoint_dir)
-        steps_per_epoch = math.ceil(len(x) / batch_size)
-        self.stop_training = False
-        history = state.history
-        assert self.optimizer is not None
-
-        def save(st: ckpt.TrainState) -> Path | None:
-            if checkpoint_dir is None:
-                return None
-            return ckpt.save_checkpoint(self, checkpoint_dir, st)
-
-        with _sigint_flag() as interrupted:
-            for epoch in range(state.epoch, epochs):
-                if state.perm is None:
-                    state.perm = self.rng.permutation(len(x)) if shuffle else np.arange(len(x))
-                    state.loss_sum, state.correct, state.seen = 0.0, 0, 0
-                state.epoch = epoch
-                t0 = time.perf_counter() - state.elapsed
-                bar = _progress(verbose, steps_per_epoch, epoch, epochs, state.step)
-                for step in range(state.step, steps_per_epoch):
-                    idx = state.perm[step * batch_size : (step + 1) * batch_size]
-                    global_step = epoch * steps_per_epoch + step
-                    try:
-                        loss, correct = self.train_on_batch(x[idx], labels[idx], global_step)
-                    except NonFiniteError as e:
-                        path = ckpt.last_checkpoint(checkpoint_dir)
-                        where = f"; the last good checkpoint is {path}" if path else ""
-                        raise NonFiniteError(f"{e}: training stopped{where}") from None
-                    state.loss_sum += loss * len(idx)
-                    state.correct += correct
-                    state.seen += len(idx)
-                    state.step = step + 1
-                    state.elapsed = time.perf_counter() - t0
-                    logs = {"loss": state.loss_sum / state.seen,
-                            "accuracy": state.correct / state.seen}
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(loss=f"{logs['loss']:.4f}", acc=f"{logs['accuracy']:.4f}",
-                                        img_s=f"{state.seen / max(state.elapsed, 1e-9):.0f}",
-                                        refresh=False)
-                    for cb in callbacks:
-                        cb.on_batch_end(self, global_step, logs)
-                    if checkpoint_every and (global_step + 1) % checkpoint_every == 0:
-                        save(state)
-                    if interrupted() and step + 1 < steps_per_epoch:
-                        if bar is not None:
-                            bar.close()
-                        path = save(state)
-                        raise TrainingInterrupted(
-                            f"interrupted at epoch {epoch + 1}, step {step + 1}", path
-                        )
-                if bar is not None:
-                    bar.close()
-                logs = {"loss": state.loss_sum / state.seen,
-                        "accuracy": state.correct / state.seen}
-                if validation_data is not None:
-                    vl, va = self.evaluate(x_val, y_val)
-                    logs.update(val_loss=vl, val_accuracy=va)
-                logs["time"] = time.perf_counter() - t0
-                history.append(epoch, logs)
-                if verbose:
-                    _print_epoch(epoch, epochs, logs)
-                state.epoch, state.step, state.perm, state.elapsed = epoch + 1, 0, None, 0.0
-                for cb in callbacks:
-                    cb.on_epoch_end(self, epoch, logs)
-                path = save(state)
-                if interrupted():
-                    raise TrainingInterrupted(f"interrupted after epoch {epoch + 1}", path)
-                if self.stop_training:
-                    break
-        return history
+        return training_fit(
+            self, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
+            shuffle=shuffle, verbose=verbose, callbacks=callbacks, checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every, resume=resume, reduce_gradients=reduce_gradients,
+        )
 
     def save(self, path: str | Path, training_config: dict[str, Any] | None = None) -> Path:
         """Write the model (safetensors weights + JSON architecture), atomically."""
-        from cnnlab.serialization import save_model
-
         return save_model(self, path, training_config)
 
     def __repr__(self) -> str:
         return f"Sequential({self.layers!r})"
-
-
-def _check_batch_size(batch_size: Any) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
-        batch_size <= 0
-    ):
-        raise InvalidArgumentError(f"batch_size must be a positive int, got {batch_size!r}")
-
-
-@contextlib.contextmanager
-def _sigint_flag() -> Iterator[Callable[[], bool]]:
-    """Turn Ctrl-C into a flag checked between steps, so a step is never half-applied."""
-    hit = {"flag": False}
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if hit["flag"]:  # second Ctrl-C: give up at once
-            raise KeyboardInterrupt
-        hit["flag"] = True
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield lambda: hit["flag"]
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _progress(verbose: int, total: int, epoch: int, epochs: int, initial: int) -> Any:
-    if not verbose:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc=f"Epoch {epoch + 1}/{epochs}", unit="step",
-                leave=True, dynamic_ncols=True, mininterval=0.5)
-
-
-def _print_epoch(epoch: int, epochs: int, logs: dict[str, float]) -> None:
-    parts = [f"{k}: {v:.4f}" for k, v in logs.items() if k != "time"]
-    print(f"Epoch {epoch + 1}/{epochs} - {logs['time']:.1f}s - " + " - ".join(parts), flush=True)
-
-
-def seed_model(seed: int | None = None, input_shape: tuple[int, int, int] = (28, 28, 1),
-               num_classes: int = 10) -> Sequential:
-    """The slides' MNIST model, layer for layer (1,134,426 parameters).
-
-    Conv2D(16, 2, same, relu) -> MaxPooling2D(2) -> Conv2D(128, 3, relu) ->
-    Conv2D(256, 3, relu) -> MaxPooling2D(2) -> Dropout(0.25) -> Flatten ->
-    Dense(128, relu) -> Dropout(0.5) -> Dense(10) -> Activation(softmax).
-    """
-    return Sequential(
-        [
-            Conv2D(16, 2, padding="same", activation="relu"),
-            MaxPooling2D(2),
-            Conv2D(128, 3, activation="relu"),
-            Conv2D(256, 3, activation="relu"),
-            MaxPooling2D(2),
-            Dropout(0.25),
-            Flatten(),
-            Dense(128, activation="relu"),
-            Dropout(0.5),
-            Dense(num_classes),
-            Activation("softmax"),
-        ],
-        input_shape=input_shape,
-        seed=seed,
-    )
 
 
 def as_labels(y: Any, num_classes: int) -> np.ndarray:

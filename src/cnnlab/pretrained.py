@@ -18,6 +18,6 @@ def pretrained_path() -> Path:
 
 def load_pretrained():
     """The shipped trained seed model (compiled, ready to evaluate or predict)."""
-    from cnnlab.serialization import load_model
+    from cnnlab.saving import load_model
 
     return load_model(pretrained_path())

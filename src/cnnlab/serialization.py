@@ -5,6 +5,9 @@ One file holds everything: tensors named ``<layer>/<weight>`` (e.g.
 model's :meth:`~cnnlab.Sequential.get_config`) and ``training_config``
 (optimizer, loss, batch size, epochs ...). Loading parses JSON and raw
 little-endian arrays only: no pickle, no code runs.
+
+This module is the codec: it reads and writes the bytes and never imports
+the model class. :mod:`cnnlab.saving` (above the model) rebuilds models.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import CnnlabError, InvalidArgumentError, ModelFileError
+from cnnlab.errors import ModelFileError
 from cnnlab.fileio import atomic_write_bytes
 
 FORMAT_VERSION = "1"
@@ -77,40 +80,6 @@ def read_file(path: str | Path) -> tuple[dict[str, str], dict[str, np.ndarray]]:
     return meta, tensors
 
 
-def model_from_config(config: Any, source: str = "model file") -> Any:
-    """Rebuild an (untrained) Sequential from :meth:`get_config` data."""
-    from cnnlab.layers import LAYER_TYPES
-    from cnnlab.model import Sequential
-
-    try:
-        if not isinstance(config, dict) or config.get("class_name") != "Sequential":
-            raise ModelFileError(f"{source}: architecture is not a Sequential model")
-        layers = []
-        for spec in config["layers"]:
-            cls = LAYER_TYPES.get(spec["class_name"])
-            if cls is None:
-                raise ModelFileError(f"{source}: unknown layer type {spec['class_name']!r}")
-            kwargs = dict(spec["config"])
-            for key in ("kernel_size", "strides", "pool_size"):
-                if isinstance(kwargs.get(key), list):
-                    kwargs[key] = tuple(kwargs[key])
-            if isinstance(kwargs.get("padding"), list):
-                kwargs["padding"] = tuple(
-                    tuple(p) if isinstance(p, list) else p for p in kwargs["padding"]
-                )
-            layers.append(cls(**kwargs))
-        return Sequential(layers, input_shape=tuple(config["input_shape"]),
-                          name=str(config.get("name", "sequential")), seed=0)
-    except ModelFileError:
-        raise
-    except CnnlabError as e:
-        raise ModelFileError(f"{source}: invalid architecture: {e}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ModelFileError(
-            f"{source}: malformed architecture ({type(e).__name__}: {e})"
-        ) from None
-
-
 def parse_json_meta(meta: dict[str, str], key: str, source: str) -> Any:
     if key not in meta:
         raise ModelFileError(f"{source}: metadata has no {key!r} entry (not a cnnlab file?)")
@@ -144,27 +113,3 @@ def assign_tensors(model: Any, tensors: dict[str, np.ndarray], source: str,
         if not np.isfinite(t).all():
             raise ModelFileError(f"{source}: tensor {key} holds NaN or infinity")
         want[...] = t
-
-
-def load_model(path: str | Path, compile: bool = True) -> Any:
-    """Load a model saved by :meth:`Sequential.save`; it predicts exactly as before saving."""
-    source = str(path)
-    meta, tensors = read_file(path)
-    fmt = meta.get("cnnlab_format")
-    if fmt != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{source}: not a cnnlab model file (format {fmt!r}, expected {FORMAT_VERSION!r})"
-        )
-    model = model_from_config(parse_json_meta(meta, "architecture", source), source)
-    assign_tensors(model, tensors, source)
-    training = parse_json_meta(meta, "training_config", source) if "training_config" in meta else {}
-    model.training_config = training if isinstance(training, dict) else {}
-    if compile and isinstance(training, dict) and "optimizer" in training:
-        try:
-            model.compile(optimizer=training["optimizer"], loss=training.get(
-                "loss", "categorical_crossentropy"))
-        except (InvalidArgumentError, TypeError):
-            model.compile()
-    elif compile:
-        model.compile()
-    return model

@@ -10,7 +10,6 @@ JSON metadata the architecture, the random generator's state, the position
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,32 +17,22 @@ import numpy as np
 
 from cnnlab.errors import ModelFileError
 from cnnlab.fileio import atomic_write_bytes
-from cnnlab.model import History, Sequential
 from cnnlab.serialization import assign_tensors, encode, parse_json_meta, read_file, tensors_of
+from cnnlab.training.state import History, TrainState
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 
 
-@dataclass
-class TrainState:
-    epoch: int = 0
-    step: int = 0
-    history: History = field(default_factory=History)
-    perm: np.ndarray | None = None
-    loss_sum: float = 0.0
-    correct: int = 0
-    seen: int = 0
-    elapsed: float = 0.0
-
-
 def last_checkpoint(directory: str | Path | None) -> Path | None:
+    """The checkpoint file in ``directory``, or ``None`` if there is none yet."""
     if directory is None:
         return None
     path = Path(directory) / CHECKPOINT_NAME
     return path if path.is_file() else None
 
 
-def save_checkpoint(model: Sequential, directory: str | Path, state: TrainState) -> Path:
+def save_checkpoint(model: Any, directory: str | Path, state: TrainState) -> Path:
+    """Write ``model``'s weights, optimizer and generator with ``state``, atomically."""
     assert model.optimizer is not None
     tensors = tensors_of(model, "model/")
     for key, arr in model.optimizer.get_state().items():
@@ -65,7 +54,7 @@ def save_checkpoint(model: Sequential, directory: str | Path, state: TrainState)
     return atomic_write_bytes(Path(directory) / CHECKPOINT_NAME, encode(tensors, meta))
 
 
-def load_checkpoint(model: Sequential, directory: str | Path) -> TrainState:
+def load_checkpoint(model: Any, directory: str | Path) -> TrainState:
     """Restore weights, optimizer and generator into ``model``; return the position."""
     path = last_checkpoint(directory)
     if path is None:

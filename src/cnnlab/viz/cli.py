@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         )
     written: dict[str, Path] = {}
     if need_model:
-        from cnnlab.serialization import load_model
+        from cnnlab.saving import load_model
 
         assert model_path is not None
         model = load_model(model_path)

@@ -1,0 +1,95 @@
+"""Where training batches come from: arrays in memory, or any iterable of batches.
+
+:func:`batch_source` turns what the user passed to ``fit`` into one of two
+sources with the same interface, so the loop never asks which it has:
+
+* :class:`ArrayBatches`: ``x`` and ``y`` arrays; each epoch draws a shuffled
+  order from the model's generator (kept in checkpoints, so a resumed epoch
+  continues in the same order).
+* :class:`IterableBatches`: any re-iterable object yielding ``(x_batch,
+  y_batch)`` pairs (a list, or a dataset object that streams from disk and
+  shuffles itself). It is iterated afresh every epoch; if it has
+  ``set_epoch(epoch)``, that is called first (for per-epoch shuffling), and
+  ``len()``, if it has one, gives the progress bar its total. A resumed run
+  skips the batches the interrupted epoch had done.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import InvalidArgumentError, ShapeError
+
+
+class ArrayBatches:
+    """Mini-batches of in-memory ``x`` and integer labels ``y``, shuffled per epoch."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool) -> None:
+        if len(y) != len(x):
+            raise ShapeError(f"x has {len(x)} examples but y has {len(y)} labels")
+        if len(x) == 0:
+            raise InvalidArgumentError("fit() needs at least one example")
+        self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
+
+    @property
+    def steps(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def order(self, rng: np.random.Generator) -> np.ndarray:
+        """The order of one epoch's examples (drawn from ``rng`` when shuffling)."""
+        return rng.permutation(len(self.x)) if self.shuffle else np.arange(len(self.x))
+
+    def batches(self, epoch: int, perm: np.ndarray | None, start: int
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        assert perm is not None
+        bs = self.batch_size
+        for step in range(start, self.steps):
+            idx = perm[step * bs : (step + 1) * bs]
+            yield self.x[idx], self.y[idx]
+
+
+class IterableBatches:
+    """Batches from a re-iterable object; ``prepare`` checks and converts each batch."""
+
+    def __init__(self, data: Iterable[Any], prepare: Any) -> None:
+        if iter(data) is data:
+            raise InvalidArgumentError(
+                "fit() needs data it can iterate once per epoch: got an iterator "
+                f"({type(data).__name__}), which is used up after one pass; pass a list "
+                "or an object whose __iter__ starts a new pass"
+            )
+        self.data, self.prepare = data, prepare
+
+    @property
+    def steps(self) -> int | None:
+        try:
+            return len(self.data)  # type: ignore[arg-type]
+        except TypeError:
+            return None
+
+    def order(self, rng: np.random.Generator) -> None:
+        return None  # the dataset shuffles itself
+
+    def batches(self, epoch: int, perm: None, start: int
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if hasattr(self.data, "set_epoch"):
+            self.data.set_epoch(epoch)
+        count = 0
+        for i, item in enumerate(self.data):
+            count += 1
+            if i < start:
+                continue
+            try:
+                xb, yb = item
+            except (TypeError, ValueError):
+                raise InvalidArgumentError(
+                    f"batch {i} of epoch {epoch + 1} is not an (x, y) pair: got "
+                    f"{type(item).__name__}"
+                ) from None
+            yield self.prepare(xb, yb, f"batch {i}")
+        if count == 0:
+            raise InvalidArgumentError(f"the training data yielded no batches in epoch {epoch + 1}")

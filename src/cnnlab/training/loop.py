@@ -1,0 +1,231 @@
+"""The training loop: epochs of mini-batch steps, with callbacks, checkpoints and Ctrl-C.
+
+:func:`fit` is what ``Sequential.fit`` runs; :func:`train_step` is one step
+(forward, loss, backward, gradient reduction, finiteness check, update).
+
+The gradient reduction is the seam for data parallelism: ``train_step``
+hands the list of gradients to ``reduce_gradients`` before the optimizer
+sees them. On one process that is :func:`local_gradients` (it changes
+nothing); a distributed run passes a function that all-reduces them in place
+across processes, so every process applies the same update.
+
+The loop knows the model only through what it calls: ``layers`` (each with
+``forward``, ``backward``, ``weights``, ``grads``), ``loss_head`` (decided at
+compile), ``optimizer``, ``rng``, ``stop_training``, ``prepare_batch``,
+``evaluate`` and ``locate_nonfinite``. It never imports the model class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnlab.errors import InvalidArgumentError, NonFiniteError
+from cnnlab.ops import parallel
+from cnnlab.training import checkpoint as ckpt
+from cnnlab.training.callbacks import Callback, CallbackList, ProgressLogger
+from cnnlab.training.data import ArrayBatches, IterableBatches
+from cnnlab.training.state import History, TrainState
+from cnnlab.validation import check_positive_int
+
+#: ``reduce_gradients(grads)``: combine the gradients in place before the update.
+GradientReducer = Callable[[list[Any]], None]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during fit(): a checkpoint was saved (if a checkpoint folder was given)."""
+
+    def __init__(self, message: str, checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+def local_gradients(grads: list[Any]) -> None:
+    """The gradient reduction of a single process: nothing to combine."""
+
+
+def train_step(model: Any, x: Any, y: Any, step: int = 0,
+               reduce_gradients: GradientReducer = local_gradients) -> tuple[float, int]:
+    """One step on a prepared batch: returns ``(mean loss, number of correct predictions)``.
+
+    The caller holds :func:`cnnlab.ops.parallel.batch_scope` for the batch.
+    """
+    head = model.loss_head
+    layers = model.layers[:-1] if head.from_logits else model.layers
+    out = x
+    for layer in layers:
+        out = layer.forward(out, True)
+    loss, grad = head(out, y)
+    if not math.isfinite(loss):
+        raise NonFiniteError(f"step {step}: the loss is {loss}; {model.locate_nonfinite(x)}")
+    labels = y if y.ndim == 1 else y.argmax(axis=1)
+    correct = int((out.argmax(axis=1) == labels).sum())
+    for layer in reversed(layers):
+        grad = layer.backward(grad)
+    params = [w for layer in model.layers for w in layer.weights]
+    grads = [g for layer in model.layers for g in layer.grads]
+    reduce_gradients(grads)
+    for layer in model.layers:
+        for g in layer.grads:
+            if not np.isfinite(g.sum()):
+                raise NonFiniteError(
+                    f"step {step}: a non-finite gradient in layer '{layer.name}' ({layer.kind})"
+                )
+    model.optimizer.step(params, grads)
+    return loss, correct
+
+
+def fit(
+    model: Any,
+    x: Any,
+    y: Any = None,
+    epochs: int = 1,
+    batch_size: int = 32,
+    validation_data: Any = None,
+    shuffle: bool = True,
+    verbose: int = 1,
+    callbacks: Sequence[Callback] = (),
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+    reduce_gradients: GradientReducer = local_gradients,
+) -> History:
+    """Train ``model`` for ``epochs`` passes; see :meth:`cnnlab.Sequential.fit`."""
+    if not model.compiled:
+        raise InvalidArgumentError("compile() the model before fit()")
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
+    if checkpoint_every is not None:
+        check_positive_int(checkpoint_every, "checkpoint_every")
+    if (resume or checkpoint_every) and checkpoint_dir is None:
+        raise InvalidArgumentError("resume and checkpoint_every need a checkpoint_dir")
+    source = _batch_source(model, x, y, batch_size, shuffle)
+    validate = _validation(model, validation_data)
+
+    state = ckpt.load_checkpoint(model, checkpoint_dir) if resume else TrainState()
+    model.stop_training = False
+    cbs = list(callbacks)
+    progress = ProgressLogger(epochs, source.steps) if verbose else None
+    if progress is not None:
+        progress.start_at(state.step)
+        cbs.insert(0, progress)
+    cb = CallbackList(cbs, model)
+
+    def save(st: TrainState) -> Path | None:
+        return None if checkpoint_dir is None else ckpt.save_checkpoint(model, checkpoint_dir, st)
+
+    cb.on_train_begin()
+    try:
+        with _sigint_flag() as interrupted:
+            for epoch in range(state.epoch, epochs):
+                if state.step == 0:
+                    state.start_epoch(source.order(model.rng))
+                state.epoch = epoch
+                cb.on_epoch_begin(epoch)
+                t0 = time.perf_counter() - state.elapsed
+                step = state.step
+                for xb, yb in source.batches(epoch, state.perm, state.step):
+                    global_step = (epoch * source.steps + step if source.steps is not None
+                                   else model.optimizer.iterations)
+                    cb.on_batch_begin(step)
+                    try:
+                        with parallel.batch_scope(len(xb)):
+                            loss, correct = train_step(model, xb, yb, global_step,
+                                                       reduce_gradients)
+                    except NonFiniteError as e:
+                        path = ckpt.last_checkpoint(checkpoint_dir)
+                        where = f"; the last good checkpoint is {path}" if path else ""
+                        raise NonFiniteError(f"{e}: training stopped{where}") from None
+                    state.record(loss, correct, len(xb))
+                    step = state.step = step + 1
+                    state.elapsed = time.perf_counter() - t0
+                    logs = state.metrics()
+                    logs["images_per_s"] = state.seen / max(state.elapsed, 1e-9)
+                    cb.on_batch_end(step - 1, logs)
+                    if checkpoint_every and (global_step + 1) % checkpoint_every == 0:
+                        save(state)
+                    if interrupted() and step != source.steps:
+                        path = save(state)
+                        raise TrainingInterrupted(
+                            f"interrupted at epoch {epoch + 1}, step {step}", path
+                        )
+                if state.seen == 0:
+                    raise InvalidArgumentError(f"epoch {epoch + 1} had no training batches")
+                logs = state.metrics()
+                if validate is not None:
+                    logs.update(zip(("val_loss", "val_accuracy"), validate(), strict=True))
+                logs["time"] = time.perf_counter() - t0
+                state.history.append(epoch, logs)
+                state.end_epoch(epoch)
+                cb.on_epoch_end(epoch, logs)
+                path = save(state)
+                if interrupted():
+                    raise TrainingInterrupted(f"interrupted after epoch {epoch + 1}", path)
+                if model.stop_training:
+                    break
+    finally:
+        if progress is not None:
+            progress.close()
+    cb.on_train_end()
+    return state.history
+
+
+def _batch_source(model: Any, x: Any, y: Any, batch_size: int, shuffle: bool) -> Any:
+    if y is not None:
+        xs, ys = model.prepare_batch(x, y, "x")
+        return ArrayBatches(xs, ys, batch_size, shuffle)
+    if isinstance(x, np.ndarray):
+        raise InvalidArgumentError(
+            "fit(x) got an array without labels: pass fit(x, y), or an iterable of "
+            "(x_batch, y_batch) pairs"
+        )
+    return IterableBatches(x, model.prepare_batch)
+
+
+def _validation(model: Any, data: Any) -> Callable[[], tuple[float, float]] | None:
+    """A function returning ``(val_loss, val_accuracy)``, or None without validation data."""
+    if data is None:
+        return None
+    if isinstance(data, tuple) and len(data) == 2:
+        x_val, y_val = model.prepare_batch(data[0], data[1], "validation x")
+        return lambda: model.evaluate(x_val, y_val)
+    batches = IterableBatches(data, model.prepare_batch)
+
+    def evaluate_batches() -> tuple[float, float]:
+        loss_sum, correct_sum, seen = 0.0, 0.0, 0
+        for xb, yb in batches.batches(0, None, 0):
+            loss, acc = model.evaluate(xb, yb)
+            loss_sum += loss * len(xb)
+            correct_sum += acc * len(xb)
+            seen += len(xb)
+        return loss_sum / seen, correct_sum / seen
+
+    return evaluate_batches
+
+
+@contextlib.contextmanager
+def _sigint_flag() -> Iterator[Callable[[], bool]]:
+    """Turn Ctrl-C into a flag checked between steps, so a step is never half-applied."""
+    hit = {"flag": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if hit["flag"]:  # second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        hit["flag"] = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: hit["flag"]
+    finally:
+        signal.signal(signal.SIGINT, previous)
