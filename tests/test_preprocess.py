@@ -11,8 +11,8 @@ from PIL import Image
 
 from cnnlab.datasets import read_idx
 from cnnlab.datasets.mnist import BUNDLED_DIR
-from cnnlab.errors import DataFormatError, InvalidArgumentError
-from cnnlab.preprocess import prepare_array, prepare_image
+from cnnlab.errors import DataFormatError, ImageDecodeError, InvalidArgumentError, NoDigitError
+from cnnlab.preprocess import prepare_array, prepare_image, scale_pixels, to_model_input
 
 SAMPLES = list(range(12))  # first test digits: 7 2 1 0 4 1 4 9 5 9 0 6
 
@@ -197,36 +197,48 @@ def test_exif_orientation_is_applied(digits: np.ndarray) -> None:
     ids=["white", "black", "grey", "transparent", "near-white float"],
 )
 def test_blank_image_has_no_digit(arr: np.ndarray) -> None:
-    with pytest.raises(DataFormatError, match="no digit found"):
+    with pytest.raises(NoDigitError, match="no digit found"):
         prepare_array(arr)
     source = encode(Image.fromarray(arr), "PNG") if arr.dtype == np.uint8 else arr
-    with pytest.raises(DataFormatError, match="no digit found"):
+    with pytest.raises(NoDigitError, match="no digit found"):
         prepare_image(source)
 
 
 def test_blank_noisy_jpeg_has_no_digit() -> None:
     rng = np.random.default_rng(1)
     page = np.clip(rng.normal(230, 3, (120, 160)), 0, 255).astype(np.uint8)
-    with pytest.raises(DataFormatError, match="no digit found"):
+    with pytest.raises(NoDigitError, match="no digit found"):
         prepare_image(encode(Image.fromarray(page), "JPEG", quality=75))
 
 
 def test_non_image_file_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "notes.png"
     path.write_text("this is not a picture")
-    with pytest.raises(DataFormatError, match="notes.png: cannot read the image"):
+    with pytest.raises(ImageDecodeError, match="notes.png: cannot read the image"):
         prepare_image(path)
-    with pytest.raises(DataFormatError, match="<bytes>"):
+    with pytest.raises(ImageDecodeError, match="<bytes>"):
         prepare_image(b"\x89PNG\r\n\x1a\n garbage")
-    with pytest.raises(DataFormatError, match="nowhere.png"):
+    with pytest.raises(ImageDecodeError, match="nowhere.png"):
         prepare_image(tmp_path / "nowhere.png")
+
+
+def test_errors_are_typed_data_format_errors_named_by_the_caller() -> None:
+    assert issubclass(NoDigitError, DataFormatError)
+    assert issubclass(ImageDecodeError, DataFormatError)
+    assert not issubclass(NoDigitError, ImageDecodeError)
+    with pytest.raises(ImageDecodeError, match=r"^'image': cannot read the image"):
+        prepare_image(b"not a picture", name="'image'")
+    with pytest.raises(NoDigitError, match=r"^'pixels': no digit found"):
+        prepare_array(np.zeros((9, 9)), name="'pixels'")
+    with pytest.raises(InvalidArgumentError, match=r"^canvas: .*0\.\.255"):
+        prepare_array(np.full((9, 9), 300), name="canvas")
 
 
 def test_truncated_png(tmp_path: Path, digits: np.ndarray) -> None:
     data = encode(rendered(digits[0]), "PNG")
     path = tmp_path / "cut.png"
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(DataFormatError, match="cut.png"):
+    with pytest.raises(ImageDecodeError, match="cut.png"):
         prepare_image(path)
 
 
@@ -266,3 +278,24 @@ def test_large_photo_is_fine(digits: np.ndarray) -> None:
     out = prepare_image(encode(rendered(digits[6], 1500).convert("RGB"), "JPEG", quality=80))
     assert_mnist_like(out)
     assert np.abs(out - digits[6] / 255.0).mean() < 0.06
+
+
+def test_one_pixel_scaling_is_the_training_inputs() -> None:
+    pixels = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    expected = pixels.astype(np.float32) * np.float32(1.0 / 255.0)  # what training always fed
+    scaled = scale_pixels(pixels)
+    assert scaled.dtype == np.float32 and np.array_equal(scaled, expected)
+    assert np.array_equal(scale_pixels(pixels.astype(np.float64)), expected)  # the API's pixels
+    assert np.array_equal(to_model_input(pixels), expected[None, ..., None])
+    assert scale_pixels(pixels, np.float64).dtype == np.float64
+    assert scale_pixels(pixels)[15, 15] == 1.0 and scale_pixels(pixels)[0, 0] == 0.0
+    source = pixels.astype(np.float32)
+    scale_pixels(source)
+    assert source[15, 15] == 255.0  # a new array, the input is untouched
+
+
+def test_to_model_input_is_the_datasets_function() -> None:
+    from cnnlab import datasets
+    from cnnlab.datasets import mnist
+
+    assert datasets.to_model_input is to_model_input is mnist.to_model_input

@@ -364,6 +364,26 @@ def test_bad_random_index_and_methods(client: TestClient) -> None:
     assert client.get("/api/nothing").status_code == 404
 
 
+def test_decode_errors_name_the_field_and_blank_pictures_say_no_digit(client: TestClient) -> None:
+    truncated = BAD["truncated PNG"][0]
+    res = client.post("/api/predict", **truncated)
+    assert res.status_code == 400
+    assert res.json()["detail"].startswith("'image': cannot read the image")
+    for body in ({"image": BLANK}, {"pixels": [[0] * 10] * 10}):
+        res = client.post("/api/predict", json=body)
+        assert (res.status_code, res.json()) == (
+            422, {"detail": "no digit found: the picture is blank"})
+
+
+def test_small_model_is_the_zoo_small_cnn(model: Sequential) -> None:
+    from cnnlab.zoo import small_cnn
+
+    reference = small_cnn(seed=0)
+    assert model.name == reference.name
+    assert [la.kind for la in model.layers] == [la.kind for la in reference.layers]
+    assert model.count_params() == reference.count_params()
+
+
 def test_create_app_refuses_other_input_shapes() -> None:
     m = Sequential([Flatten(), Dense(10), Activation("softmax")], input_shape=(32, 32, 3), seed=0)
     with pytest.raises(InvalidArgumentError, match="28x28"):
@@ -383,9 +403,12 @@ def test_cli_register_and_missing_model(tmp_path: Any, capsys: pytest.CaptureFix
     assert (args.model, args.host, args.port) == ("m.safetensors", "0.0.0.0", 9)
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "--port", "99999"])
+    capsys.readouterr()
     args = parser.parse_args(["serve", str(tmp_path / "missing.safetensors")])
-    assert args.func(args) == 1
-    assert "no such model file" in capsys.readouterr().err
+    assert args.func(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cnnlab: error: ") and "\n" not in err
+    assert "no such model file" in err
 
 
 def test_openapi_is_served_and_cdn_pages_are_not(client):

@@ -329,6 +329,22 @@ def test_pooling_figure_values(tmp_path: Path) -> None:
         viz.pooling_data(np.zeros((2, 2, 2)))
 
 
+@pytest.mark.parametrize("bad", [0, -2, 2.0, True, "2", np.int64(0)])
+def test_counts_must_be_positive_ints_numpy_ones_included(bad) -> None:
+    np.testing.assert_array_equal(viz.pooling_data(pool=np.int64(2))["max"], [[6, 5], [8, 4]])
+    assert viz.padding_data(size=np.int32(5), kernel=np.int64(3))["same"]["output"].shape == (5, 5)
+    with pytest.raises(InvalidArgumentError, match=r"^pool must be a positive int, got "):
+        viz.pooling_data(pool=bad)
+    with pytest.raises(InvalidArgumentError, match="kernel must be a positive int"):
+        viz.padding_data(kernel=bad)
+
+
+def test_uint8_images_get_the_training_inputs_scaling(model, mnist) -> None:
+    x = mnist["x_test"][:8]
+    np.testing.assert_array_equal(F.as_model_batch(model, x), _to_input(x))
+    np.testing.assert_array_equal(F.as_model_batch(model, x[0]), _to_input(x[:1]))
+
+
 def test_figures_are_thread_safe_and_deterministic(tmp_path: Path) -> None:
     paths = [tmp_path / f"p{i}.png" for i in range(4)]
     with concurrent.futures.ThreadPoolExecutor(4) as pool:

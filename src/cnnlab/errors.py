@@ -39,3 +39,11 @@ class ModelFileError(CnnlabError, ValueError):
 
 class NonFiniteError(CnnlabError, FloatingPointError):
     """A NaN or infinity appeared in the inputs, the loss or a gradient."""
+
+
+class ImageDecodeError(DataFormatError):
+    """An image is missing, unreadable, or bytes no decoder accepts (names the source)."""
+
+
+class NoDigitError(DataFormatError):
+    """A picture holds no digit: it is blank, or its ink vanished when it was scaled."""

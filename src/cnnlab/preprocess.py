@@ -27,7 +27,7 @@ coordinates, averages (14.0, 14.0) with the spread of an integer shift.
    deviation, a robust sigma), so JPEG artefacts and paper grain vanish; then
    the ink is scaled so its brightest pixel is 1.
 4. **No ink** (the brightest pixel after step 3 less than 0.1 above the
-   background) raises :class:`~cnnlab.errors.DataFormatError` ``"no digit found"``.
+   background) raises :class:`~cnnlab.errors.NoDigitError` ``"no digit found"``.
 5. **Crop** to the bounding box of the pixels above 0.05 (and above three
    noise sigmas, for noisy pictures).
 6. **Fit** the crop into 20x20, preserving aspect ratio (the larger side becomes
@@ -38,20 +38,41 @@ coordinates, averages (14.0, 14.0) with the spread of an integer shift.
 
 :func:`prepare_image` reads a file, bytes, a file object or a Pillow image,
 converts it to an array and calls the same code.
+
+:func:`scale_pixels` is the one definition of "pixel values 0..255 -> [0, 1]"
+(``value * (1/255)``, computed in the target dtype): :func:`to_model_input`
+(MNIST's uint8 images -> the model's float32 input), the figures, the web demo
+and step 1 above all call it.
 """
 
 from __future__ import annotations
 
 import io
 import os
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from cnnlab.errors import CnnlabError, DataFormatError, InvalidArgumentError
+from cnnlab.errors import (
+    CnnlabError,
+    ImageDecodeError,
+    InvalidArgumentError,
+    NoDigitError,
+)
 
-__all__ = ["FIT_SIZE", "FRAME_SIZE", "ImageSource", "prepare_array", "prepare_image"]
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+__all__ = [
+    "FIT_SIZE",
+    "FRAME_SIZE",
+    "ImageSource",
+    "prepare_array",
+    "prepare_image",
+    "scale_pixels",
+    "to_model_input",
+]
 
 #: Side of the output image.
 FRAME_SIZE = 28
@@ -67,6 +88,48 @@ _LUMA = np.array([0.299, 0.587, 0.114])
 ImageSource = str | os.PathLike[str] | bytes | bytearray | memoryview | Image.Image | np.ndarray
 
 
+# ------------------------------------------------------------------------ pixel scale
+
+
+def scale_pixels(pixels: Any, dtype: npt.DTypeLike = np.float32) -> np.ndarray:
+    """Pixel values on the 0..255 scale as a new ``dtype`` array in [0, 1].
+
+    The values are converted to ``dtype`` and multiplied by ``1/255`` rounded to
+    ``dtype``: in float32 exactly what MNIST's training inputs got. Any shape;
+    the values are not checked (callers validate their range).
+
+    >>> scale_pixels(np.array([0, 51, 255], dtype=np.uint8))  # 51 * float32(1/255)
+    array([0.        , 0.20000002, 1.        ], dtype=float32)
+    """
+    out = np.array(pixels, dtype=dtype)  # always a copy, so scaling in place is safe
+    out *= out.dtype.type(1.0 / 255.0)
+    return out
+
+
+def to_model_input(images: np.ndarray) -> np.ndarray:
+    """Convert uint8 images to the model's input: float32 ``(N, H, W, 1)`` in [0, 1].
+
+    Args:
+        images: uint8 ``(N, H, W)``, or one image ``(H, W)`` (gets a batch axis).
+
+    Raises:
+        InvalidArgumentError: not uint8, or not 2-D/3-D.
+
+    >>> to_model_input(np.full((2, 2), 255, dtype=np.uint8)).shape
+    (1, 2, 2, 1)
+    """
+    arr = np.asarray(images)
+    if arr.dtype != np.uint8:
+        raise InvalidArgumentError(f"to_model_input: expected uint8 images, got {arr.dtype}")
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise InvalidArgumentError(
+            f"to_model_input: expected (N, H, W) or (H, W) images, got shape {arr.shape}"
+        )
+    return scale_pixels(arr)[..., None]
+
+
 # ------------------------------------------------------------------------ to grayscale
 
 
@@ -75,14 +138,14 @@ def _as_unit_float(arr: np.ndarray, name: str) -> np.ndarray:
     if arr.dtype == np.bool_:
         return arr.astype(np.float64)
     if arr.dtype == np.uint8:
-        return arr.astype(np.float64) / 255.0
+        return scale_pixels(arr, np.float64)
     if np.issubdtype(arr.dtype, np.integer):
         lo, hi = int(arr.min()), int(arr.max())
         if lo < 0 or hi > 255:
             raise InvalidArgumentError(
                 f"{name}: integer pixel values must lie in 0..255, got {lo}..{hi}"
             )
-        return arr.astype(np.float64) / 255.0
+        return scale_pixels(arr, np.float64)
     if np.issubdtype(arr.dtype, np.floating):
         out = arr.astype(np.float64)
         if not np.isfinite(out).all():
@@ -92,7 +155,7 @@ def _as_unit_float(arr: np.ndarray, name: str) -> np.ndarray:
             raise InvalidArgumentError(
                 f"{name}: float pixel values must lie in [0, 1] (or [0, 255]), got {lo}..{hi}"
             )
-        return out / 255.0 if hi > 1.0 else out
+        return scale_pixels(out, np.float64) if hi > 1.0 else out
     raise InvalidArgumentError(f"{name}: unsupported pixel dtype {arr.dtype}")
 
 
@@ -154,7 +217,7 @@ def _ink(gray: np.ndarray) -> tuple[np.ndarray, float] | None:
 def _prepare(arr: Any, name: str) -> np.ndarray:
     found = [ink for ink in map(_ink, _to_gray(np.asarray(arr), name)) if ink is not None]
     if not found:
-        raise DataFormatError(f"{name}: no digit found (the image is blank)")
+        raise NoDigitError(f"{name}: no digit found (the image is blank)")
     ink, threshold = min(found, key=lambda candidate: float(candidate[0].sum()))
 
     mask = ink > threshold
@@ -170,7 +233,7 @@ def _prepare(arr: Any, name: str) -> np.ndarray:
     )
     digit = np.clip(np.asarray(fitted, dtype=np.float64), 0.0, 1.0)
     if digit.sum() <= 0:
-        raise DataFormatError(f"{name}: no digit found (the ink vanished when scaled)")
+        raise NoDigitError(f"{name}: no digit found (the ink vanished when scaled)")
 
     cy, cx = _center_of_mass(digit)
     center = FRAME_SIZE / 2
@@ -182,7 +245,7 @@ def _prepare(arr: Any, name: str) -> np.ndarray:
     return out
 
 
-def prepare_array(arr: np.ndarray) -> np.ndarray:
+def prepare_array(arr: np.ndarray, *, name: str = "array") -> np.ndarray:
     """Prepare a canvas or image array as MNIST's digits were (see the module docstring).
 
     Args:
@@ -190,6 +253,7 @@ def prepare_array(arr: np.ndarray) -> np.ndarray:
             alpha), 3 (RGB) or 4 (RGBA). uint8 and other integers in 0..255,
             bool, or floats in [0, 1] (floats whose maximum exceeds 1 are read
             as 0..255). Dark-on-light and light-on-dark both work.
+        name: what error messages call the picture (``"array: ..."``).
 
     Returns:
         float32 ``(28, 28)`` in [0, 1], white digit on black, its larger side
@@ -197,9 +261,10 @@ def prepare_array(arr: np.ndarray) -> np.ndarray:
 
     Raises:
         InvalidArgumentError: the shape, dtype or value range is not an image's.
-        DataFormatError: ``"no digit found"``: the image is blank.
+        NoDigitError: ``"no digit found"``: the image is blank (a
+            :class:`~cnnlab.errors.DataFormatError`).
     """
-    return _prepare(arr, "array")
+    return _prepare(arr, name)
 
 
 # ----------------------------------------------------------------------------- files
@@ -230,16 +295,16 @@ def _decode(fp: str | os.PathLike[str] | IO[bytes], name: str) -> np.ndarray:
     except CnnlabError:
         raise
     except OSError as exc:  # missing file, unidentified or truncated image
-        raise DataFormatError(f"{name}: cannot read the image: {exc}") from exc
+        raise ImageDecodeError(f"{name}: cannot read the image: {exc}") from exc
     except MemoryError:
         raise
     except Exception as exc:  # decoders raise many types on corrupt data
-        raise DataFormatError(
+        raise ImageDecodeError(
             f"{name}: cannot decode the image: {type(exc).__name__}: {exc}"
         ) from exc
 
 
-def prepare_image(source: ImageSource | IO[bytes]) -> np.ndarray:
+def prepare_image(source: ImageSource | IO[bytes], *, name: str | None = None) -> np.ndarray:
     """Read a digit from a PNG, JPEG (or any format Pillow reads) and prepare it like MNIST.
 
     The picture can have any size, colour mode and polarity (black on white or
@@ -249,32 +314,36 @@ def prepare_image(source: ImageSource | IO[bytes]) -> np.ndarray:
     Args:
         source: a path, the encoded bytes, a binary file object, a Pillow image,
             or an array (as :func:`prepare_array`).
+        name: what error messages call the picture; by default its path,
+            ``"<bytes>"``, the file object's name, ``"image"`` or ``"array"``.
 
     Returns:
         float32 ``(28, 28)`` in [0, 1], white digit on black.
 
     Raises:
-        DataFormatError: the file is missing, unreadable or not an image (names
-            the file), or ``"no digit found"`` when the image is blank.
+        ImageDecodeError: the file is missing, unreadable or not an image (names
+            the file).
+        NoDigitError: ``"no digit found"``: the image is blank. Both are
+            :class:`~cnnlab.errors.DataFormatError`.
         InvalidArgumentError: ``source`` is of an unsupported type, or an
             array source is not an image (see :func:`prepare_array`).
     """
     if isinstance(source, np.ndarray):
-        return _prepare(source, "array")
+        return _prepare(source, name or "array")
     if isinstance(source, Image.Image):
-        name = "image"
+        name = name or "image"
         try:
             arr = _pil_to_array(source)
         except (OSError, ValueError) as exc:
-            raise DataFormatError(f"{name}: cannot convert the image: {exc}") from exc
+            raise ImageDecodeError(f"{name}: cannot convert the image: {exc}") from exc
     elif isinstance(source, bytes | bytearray | memoryview):
-        name = "<bytes>"
+        name = name or "<bytes>"
         arr = _decode(io.BytesIO(bytes(source)), name)
     elif isinstance(source, str | os.PathLike):
-        name = os.fspath(source)
+        name = name or os.fspath(source)
         arr = _decode(source, name)
     elif hasattr(source, "read"):
-        name = str(getattr(source, "name", "<stream>"))
+        name = name or str(getattr(source, "name", "<stream>"))
         arr = _decode(source, name)
     else:
         raise InvalidArgumentError(

@@ -20,6 +20,7 @@ import math
 from typing import Any
 
 from cnnlab.errors import InvalidArgumentError
+from cnnlab.validation import check_positive_int
 
 
 def check_number(value: Any, name: str, cls: str, allow_zero: bool = False) -> float:
@@ -74,10 +75,7 @@ class OneCycle(LearningRateSchedule):
     def __init__(self, peak: float, total_steps: int, warmup: float = 0.15,
                  start_div: float = 25.0, end_div: float = 1e4) -> None:
         self.peak = check_number(peak, "peak", "OneCycle")
-        if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
-            raise InvalidArgumentError(
-                f"OneCycle: total_steps must be a positive integer, got {total_steps!r}")
-        self.total_steps = total_steps
+        self.total_steps = check_positive_int(total_steps, "total_steps", "OneCycle")
         self.warmup = check_number(warmup, "warmup", "OneCycle", allow_zero=True)
         if self.warmup >= 1:
             raise InvalidArgumentError(f"OneCycle: warmup must be below 1, got {warmup!r}")

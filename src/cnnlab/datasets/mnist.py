@@ -24,6 +24,7 @@ from cnnlab.errors import (
     DownloadError,
     InvalidArgumentError,
 )
+from cnnlab.preprocess import to_model_input  # re-exported: the one pixel scaling
 
 __all__ = [
     "BUNDLED_DIR",
@@ -281,29 +282,6 @@ def load_fashion_mnist(directory: str | os.PathLike[str] | None = None) -> tuple
             "the directory holding the Fashion-MNIST IDX files"
         )
     return load_idx_dir(root)
-
-
-def to_model_input(images: np.ndarray) -> np.ndarray:
-    """Convert uint8 images to the model's input: float32 ``(N, H, W, 1)`` in [0, 1].
-
-    Args:
-        images: uint8 ``(N, H, W)``, or one image ``(H, W)`` (gets a batch axis).
-
-    Raises:
-        InvalidArgumentError: not uint8, or not 2-D/3-D.
-    """
-    arr = np.asarray(images)
-    if arr.dtype != np.uint8:
-        raise InvalidArgumentError(f"to_model_input: expected uint8 images, got {arr.dtype}")
-    if arr.ndim == 2:
-        arr = arr[None]
-    if arr.ndim != 3:
-        raise InvalidArgumentError(
-            f"to_model_input: expected (N, H, W) or (H, W) images, got shape {arr.shape}"
-        )
-    out = arr.astype(np.float32)
-    out *= np.float32(1.0 / 255.0)
-    return out[..., None]
 
 
 # -------------------------------------------------------------------------- download

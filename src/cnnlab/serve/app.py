@@ -17,7 +17,8 @@
     :func:`cnnlab.preprocess.prepare_image` / :func:`~cnnlab.preprocess.prepare_array`,
     the code ``cnnlab predict`` uses; with ``prepare`` false, ``pixels`` must
     already be a 28x28 MNIST-style image (white digit on black) and is only
-    divided by 255.
+    scaled to [0, 1] (:func:`cnnlab.preprocess.scale_pixels`, the scaling of
+    :func:`~cnnlab.datasets.to_model_input`).
 ``GET /api/random-test-image[?index=N]``
     :class:`RandomTestImage`: an MNIST test image (random, or number ``N``),
     its true label, and the model's prediction for it as it is (MNIST's
@@ -57,10 +58,11 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cnnlab.errors import CnnlabError, DataFormatError, InvalidArgumentError
+from cnnlab.errors import CnnlabError, DataFormatError, InvalidArgumentError, NoDigitError
 from cnnlab.layers import AveragePooling2D, Conv2D, MaxPooling2D
 from cnnlab.ops import parallel
-from cnnlab.preprocess import prepare_array, prepare_image
+from cnnlab.preprocess import prepare_array, prepare_image, scale_pixels, to_model_input
+from cnnlab.zoo import small_cnn
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -370,7 +372,7 @@ def prepared_input(req: PredictRequest, frame: tuple[int, int]) -> np.ndarray:
         if req.image is not None:
             data = decode_image_field(req.image)
             check_image_bytes(data)
-            return prepare_image(data)
+            return prepare_image(data, name="'image'")
         arr = np.asarray(req.pixels, dtype=np.float64)
         h, w = arr.shape
         if not req.prepare:
@@ -380,20 +382,19 @@ def prepared_input(req: PredictRequest, frame: tuple[int, int]) -> np.ndarray:
                     f"'prepare': false needs a {frame[0]}x{frame[1]} 'pixels' image, "
                     f"got {h}x{w}",
                 )
-            return (arr / 255.0).astype(np.float32)
+            return scale_pixels(arr)
         if h > MAX_IMAGE_SIDE or w > MAX_IMAGE_SIDE:
             raise ApiError(
                 413, f"'pixels' too large: {h}x{w}, at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}"
             )
         # Values in [0, 255]; as floats in [0, 1] prepare_array never guesses the range.
-        return prepare_array(arr / 255.0)
-    except DataFormatError as e:
-        message = str(e)
-        if "no digit found" in message:
-            raise ApiError(422, "no digit found: the picture is blank") from None
-        raise ApiError(400, message.replace("<bytes>: ", "'image': ")) from None
-    except CnnlabError as e:
-        raise ApiError(422, str(e).replace("array: ", "'pixels': ")) from None
+        return prepare_array(scale_pixels(arr, np.float64), name="'pixels'")
+    except NoDigitError:
+        raise ApiError(422, "no digit found: the picture is blank") from None
+    except DataFormatError as e:  # ImageDecodeError: bytes Pillow cannot decode
+        raise ApiError(400, str(e)) from None
+    except CnnlabError as e:  # InvalidArgumentError: not an image's shape or values
+        raise ApiError(422, str(e)) from None
 
 
 def is_map_layer(layer: Any) -> bool:
@@ -443,22 +444,15 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
 def small_model(n_train: int = 2000, epochs: int = 1, seed: int = 0) -> Any:
     """A small CNN trained in seconds on MNIST: for tests, benchmarks and a model-less demo.
 
-    ``Conv2D(8, 3, relu) -> MaxPooling2D(2) -> Flatten -> Dense(10) -> softmax``,
-    trained with Adam on the first ``n_train`` training images (about 75 %
-    accuracy for 2,000 images and one epoch, 87 % for 10,000).
+    :func:`cnnlab.zoo.small_cnn` (``Conv2D(8, 3, relu) -> MaxPooling2D(2) ->
+    Flatten -> Dense(10) -> softmax``), trained with Adam on the first
+    ``n_train`` training images (about 75 % accuracy for 2,000 images and one
+    epoch, 87 % for 10,000).
     """
-    from cnnlab.datasets import load_mnist, to_model_input
-    from cnnlab.layers import Activation, Dense, Flatten
-    from cnnlab.model import Sequential
+    from cnnlab.datasets import load_mnist
 
     (x_train, y_train), _ = load_mnist()
-    model = Sequential(
-        [Conv2D(8, 3, activation="relu"), MaxPooling2D(2), Flatten(), Dense(10),
-         Activation("softmax")],
-        input_shape=(28, 28, 1),
-        name="small_cnn",
-        seed=seed,
-    )
+    model = small_cnn(seed=seed)
     model.compile("adam")
     model.fit(to_model_input(x_train[:n_train]), y_train[:n_train], epochs=epochs, verbose=0)
     return model
@@ -614,7 +608,7 @@ def create_app(model: Any, source: str | None = None) -> FastAPI:
             raise ApiError(422, f"index {index} is out of range: the test set has "
                                 f"{len(x_test)} images (0..{len(x_test) - 1})")
         raw = x_test[index]
-        x = raw.astype(np.float32) * np.float32(1.0 / 255.0)  # as to_model_input
+        x = to_model_input(raw)[0, :, :, 0]  # exactly the training input
         result = run_model(x, include_maps)
         result.update(index=int(index), label=int(y_test[index]), image=png_data_url(raw))
         return result

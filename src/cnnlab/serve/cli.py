@@ -7,6 +7,10 @@ Usage::
 ``MODEL`` is a ``.safetensors`` model file saved by cnnlab; without it the
 shipped trained model is used. Open ``http://HOST:PORT/`` in a browser; the
 JSON API is described at ``/openapi.json``.
+
+As with every ``cnnlab`` command, a user's mistake (a missing or corrupt model
+file, a bad argument, a port that cannot be used, the ``serve`` extra not
+installed) prints one line, ``cnnlab: error: ...``, and exits with status 2.
 """
 
 from __future__ import annotations
@@ -49,15 +53,16 @@ def _port(text: str) -> int:
 
 
 def _error(message: str) -> int:
-    print(f"cnnlab serve: error: {message}", file=sys.stderr)
-    return 1
+    """Report a user's mistake as :func:`cnnlab.cli.main` does: one line; status 2."""
+    print(f"cnnlab: error: {message}", file=sys.stderr)
+    return 2
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the model and serve the demo until interrupted; the exit status."""
     from cnnlab.errors import CnnlabError
     from cnnlab.pretrained import pretrained_path
-    from cnnlab.serialization import load_model
+    from cnnlab.saving import load_model
 
     try:
         import uvicorn
@@ -66,13 +71,15 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as e:
         return _error(f"{e.name or e}: the demo needs FastAPI and uvicorn; "
                       "install them with: pip install 'cnnlab[serve]'")
+    hint = "" if args.model is not None else " (give a MODEL file)"
     try:
         path = args.model if args.model is not None else pretrained_path()
         model = load_model(path, compile=False)
         app = create_app(model, source=str(path))
     except CnnlabError as e:
-        hint = "" if args.model is not None else " (give a MODEL file)"
         return _error(f"{e}{hint}")
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        return _error(f"{e.filename or ''}: {e.strerror}{hint}")
     host = "localhost" if args.host in ("127.0.0.1", "::1", "0.0.0.0", "::") else args.host
     print(f"cnnlab serve: {path} on http://{host}:{args.port}/ (Ctrl-C to stop)", flush=True)
     try:

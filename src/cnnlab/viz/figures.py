@@ -38,6 +38,8 @@ from cnnlab.model import as_labels
 from cnnlab.ops.conv import conv2d_forward_reference
 from cnnlab.ops.padding import PADDING_MODES, output_hw, pad2d, resolve_padding
 from cnnlab.ops.pooling import avg_pool2d_forward, max_pool2d_forward
+from cnnlab.preprocess import scale_pixels
+from cnnlab.validation import check_positive_int
 from cnnlab.viz.names import DEFAULT_LAYERS, FIGURE_NAMES, FIGURES
 
 DPI = 100
@@ -76,7 +78,8 @@ def as_model_batch(model: Any, images: Any, what: str = "images") -> np.ndarray:
 
     Accepts one image (``(H, W)`` for one channel, or ``(H, W, C)``) or a batch
     (``(N, H, W)`` or ``(N, H, W, C)``). ``uint8`` images are scaled to [0, 1]
-    as :func:`cnnlab.datasets.to_model_input` does; floats are used as they are.
+    by :func:`cnnlab.preprocess.scale_pixels`, as
+    :func:`cnnlab.datasets.to_model_input` does; floats are used as they are.
 
     Raises:
         ShapeError: the images do not have the model's input shape.
@@ -97,7 +100,7 @@ def as_model_batch(model: Any, images: Any, what: str = "images") -> np.ndarray:
             f"or batches (N, {h}, {w}) / (N, {h}, {w}, {c})"
         )
     if arr.dtype == np.uint8:
-        return arr.astype(np.float32) * np.float32(1.0 / 255.0)
+        return scale_pixels(arr)
     return arr.astype(np.float32, copy=False)
 
 
@@ -165,12 +168,6 @@ def _grid(count: int, max_cols: int | None = None) -> tuple[int, int]:
     if max_cols is not None:
         cols = min(cols, max_cols)
     return math.ceil(count / cols), cols
-
-
-def _positive(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise InvalidArgumentError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 # --------------------------------------------------------------------------- feature maps
@@ -281,7 +278,7 @@ def outputs_data(model: Any, images: Any, labels: Any | None = None) -> dict[str
 def _build_outputs(
     model: Any, images: Any, labels: Any | None, columns: int
 ) -> tuple[Figure, dict[str, np.ndarray]]:
-    columns = _positive(columns, "columns")
+    columns = check_positive_int(columns, "columns")
     data = outputs_data(model, images, labels)
     probs, pred = data["probabilities"], data["predicted"]
     truth = data.get("labels")
@@ -371,8 +368,8 @@ def _filters_layout(cin: int, cout: int, max_filters: int, max_channels: int) ->
 def _build_filters(
     model: Any, layer: str, max_filters: int, max_channels: int
 ) -> tuple[Figure, dict[str, Any]]:
-    max_filters = _positive(max_filters, "max_filters")
-    max_channels = _positive(max_channels, "max_channels")
+    max_filters = check_positive_int(max_filters, "max_filters")
+    max_channels = check_positive_int(max_channels, "max_channels")
     data = filters_data(model, layer)
     kernel = data["kernel"]
     kh, kw, cin, cout = kernel.shape
@@ -663,7 +660,7 @@ def mistakes_data(model: Any, x: Any, y: Any, n: int = 16) -> dict[str, np.ndarr
     """The ``n`` most confident mistakes: ``{"indices", "predicted", "probability"
     (of the predicted class), "labels" (true), "images", "total", "mistakes"}``,
     most confident first (fewer if the model makes fewer mistakes)."""
-    n = _positive(n, "n")
+    n = check_positive_int(n, "n")
     xb = as_model_batch(model, x, "x")
     if len(xb) == 0:
         raise InvalidArgumentError("x: need at least one image")
@@ -728,7 +725,7 @@ def padding_data(size: int = 5, kernel: int = 3) -> dict[str, dict[str, Any]]:
     "kernel": (k, k), "output": conv2d_forward_reference(...) (Ho, Wo)}}`` for
     ``valid``, ``same`` and ``full``.
     """
-    size, kernel = _positive(size, "size"), _positive(kernel, "kernel")
+    size, kernel = check_positive_int(size, "size"), check_positive_int(kernel, "kernel")
     if kernel > size:
         raise InvalidArgumentError(f"kernel {kernel} is larger than the {size}x{size} input")
     x = np.arange(1, size * size + 1, dtype=np.float64).reshape(1, size, size, 1)
@@ -838,7 +835,7 @@ def pooling_data(x: Any = None, pool: int = 2) -> dict[str, np.ndarray]:
     position of each window's winner (row-major in the window).
     """
     x = POOLING_INPUT if x is None else np.asarray(x, dtype=np.float32)
-    pool = _positive(pool, "pool")
+    pool = check_positive_int(pool, "pool")
     if x.ndim != 2:
         raise ShapeError(f"pooling_data: expected a 2-D array, got shape {x.shape}")
     batch = x[None, :, :, None]
@@ -955,7 +952,7 @@ def make_all(
             raise InvalidArgumentError("x_test: need at least one image")
         for i in [index] if index is not None else []:
             _check_index(i, n_test)
-        picks = list(range(min(_positive(n_outputs, "n_outputs"), n_test))) \
+        picks = list(range(min(check_positive_int(n_outputs, "n_outputs"), n_test))) \
             if indices is None else [_check_index(i, n_test) for i in indices]
         if not picks:
             raise InvalidArgumentError("indices: choose at least one test image")
@@ -985,7 +982,8 @@ def make_all(
             written[name] = confusion_figure(_confusion_from_probs(probs, labels), path)
         elif name == "mistakes":
             assert probs is not None and labels is not None
-            data = _mistakes_from_probs(x, probs, labels, _positive(n_mistakes, "n_mistakes"))
+            n_shown = check_positive_int(n_mistakes, "n_mistakes")
+            data = _mistakes_from_probs(x, probs, labels, n_shown)
             written[name] = _save(_draw_mistakes(data, n_mistakes), path)
         elif name == "padding":
             written[name] = padding_figure(path)
