@@ -294,7 +294,12 @@ def test_evaluate_is_consistent_with_predict():
     model.compile()
     loss, acc = model.evaluate(x, y, batch_size=16)
     probs = model.predict(x, batch_size=7)
-    assert acc == pytest.approx(np.mean(probs.argmax(axis=1) == y), abs=1e-12)
+    # Batches of 16 and of 7 are different matrix shapes: the probabilities agree
+    # only up to float32 rounding, so an argmax may differ only where the top two
+    # are that close (no image, unless one is a near-tie).
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    near_ties = int(np.sum(top2[:, 1] - top2[:, 0] <= 1e-5))
+    assert acc == pytest.approx(np.mean(probs.argmax(axis=1) == y), abs=(near_ties + 1e-9) / len(y))
     expected = -np.mean(np.log(probs[np.arange(len(y)), y].astype(np.float64)))
     assert loss == pytest.approx(expected, rel=1e-5)
     # one-hot labels give the same answer
