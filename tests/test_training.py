@@ -195,3 +195,59 @@ def test_resume_from_a_checkpoint_with_streamed_batches(tmp_path):
     assert history.epoch == [0, 1]
     for a, b in zip(ref.get_weights(), second.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_uint8_pixels_are_scaled_like_to_model_input_batch_by_batch():
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (20, 8, 8), dtype=np.uint8)
+    y = rng.integers(0, 3, 20)
+    from cnnlab.datasets import to_model_input
+
+    a, b = tiny_model(), tiny_model()
+    a.fit(pixels, y, epochs=1, batch_size=8, verbose=0)
+    b.fit(to_model_input(pixels), y, epochs=1, batch_size=8, verbose=0)
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(a.predict(pixels), a.predict(to_model_input(pixels)))
+    assert a.evaluate(pixels, y) == a.evaluate(to_model_input(pixels), y)
+
+
+def test_a_memory_mapped_dataset_trains_exactly_like_the_array(tmp_path, monkeypatch):
+    from cnnlab.training import data
+
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, (64, 8, 8, 1), dtype=np.uint8)
+    y = rng.integers(0, 3, 64)
+    np.save(tmp_path / "x.npy", pixels)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert isinstance(mapped, np.memmap)
+    released = []
+    real_release = data._release
+    monkeypatch.setattr(data, "RELEASE_BYTES", 1000)  # release after every two batches
+    monkeypatch.setattr(data, "_release", lambda m: (released.append(m), real_release(m)))
+    a, b = tiny_model(), tiny_model()
+    ha = a.fit(pixels, y, epochs=2, batch_size=8, verbose=0)
+    hb = b.fit(mapped, y, epochs=2, batch_size=8, verbose=0)
+    assert ha.history["loss"] == hb.history["loss"]
+    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    assert len(released) == 2 * (8 // 2 + 1)  # every 1000 bytes (2 batches), and at epoch end
+    assert not mapped.flags.writeable
+
+
+def test_augment_transforms_training_batches_only_with_the_model_generator():
+    x, y = tiny_data(16)
+    calls = []
+
+    def negate(batch, rng):
+        calls.append((batch.shape, batch.dtype, rng))
+        return 1.0 - batch
+
+    model = tiny_model()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, augment=negate, validation_data=(x, y))
+    assert [c[:2] for c in calls] == [((8, 8, 8, 1), np.float32)] * 2  # not the validation
+    assert all(c[2] is model.rng for c in calls)
+    same = tiny_model()
+    same.fit(1.0 - x, y, epochs=1, batch_size=8, verbose=0)
+    for wa, wb in zip(model.get_weights(), same.get_weights(), strict=True):
+        np.testing.assert_array_equal(wa, wb)

@@ -22,9 +22,11 @@ from cnnlab.layers.base import Layer, snake_case
 from cnnlab.ops import parallel
 from cnnlab.ops.losses import categorical_cross_entropy, softmax_cross_entropy
 from cnnlab.optimizers import Optimizer, get_optimizer
+from cnnlab.pixels import scale_pixels
 from cnnlab.serialization import save_model
 from cnnlab.training import Callback, GradientReducer, History, local_gradients, train_step
 from cnnlab.training import fit as training_fit
+from cnnlab.training.data import BatchTransform
 from cnnlab.validation import check_positive_int
 
 LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
@@ -283,9 +285,14 @@ class Sequential:
         return int(math.prod(self.output_shape))
 
     # ------------------------------------------------------------------ data checks
-    def _prepare_x(self, x: Any, what: str = "x") -> np.ndarray:
+    def check_inputs(self, x: Any, what: str = "x") -> np.ndarray:
+        """``x`` checked against the model's input (shape, numeric, finite), not copied.
+
+        ``(N, H, W)`` gets the channel axis of a one-channel model (a view).
+        A memory-mapped array stays one: floats are checked chunk by chunk.
+        """
         self._require_built()
-        x = np.asarray(x)
+        x = x if isinstance(x, np.ndarray) else np.asarray(x)
         assert self.input_shape is not None
         if x.shape[1:] != self.input_shape:
             if x.ndim == len(self.input_shape) and self.input_shape[-1] == 1 and (
@@ -304,25 +311,43 @@ class Sequential:
                 )
         if x.dtype.kind not in "fiub":
             raise InvalidArgumentError(f"{what} must be numeric, got dtype {x.dtype}")
-        dtype = self.layers[0].dtype
-        if x.dtype != dtype:
-            x = x.astype(dtype)
-        if not np.isfinite(x).all():
-            bad = np.argwhere(~np.isfinite(x))[0]
-            raise NonFiniteError(
-                f"{what} holds a non-finite value ({x[tuple(bad)]}) at index {tuple(bad.tolist())}"
-            )
+        if x.dtype.kind == "f":
+            step = max(1, (64 << 20) // max(1, x[:1].nbytes))  # about 64 MB at a time
+            for lo in range(0, len(x), step):
+                part = x[lo : lo + step]
+                if not np.isfinite(part).all():
+                    bad = np.argwhere(~np.isfinite(part))[0]
+                    bad[0] += lo
+                    raise NonFiniteError(
+                        f"{what} holds a non-finite value ({x[tuple(bad)]}) at index "
+                        f"{tuple(bad.tolist())}"
+                    )
         return x
+
+    def cast_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Checked inputs as the first layer's dtype: 8-bit pixels are scaled to [0, 1]
+        (:func:`cnnlab.pixels.scale_pixels`); other numbers are used as they are."""
+        dtype = self.layers[0].dtype
+        if x.dtype == np.uint8:
+            return scale_pixels(x, dtype)
+        return x if x.dtype == dtype else x.astype(dtype)
+
+    def _prepare_x(self, x: Any, what: str = "x") -> np.ndarray:
+        return self.cast_inputs(self.check_inputs(x, what))
+
+    def check_labels(self, y: Any, count: int, what: str = "x") -> np.ndarray:
+        """Integer labels from integers or one-hot rows, one per input."""
+        labels = _as_int_labels(np.asarray(y), self.num_classes,
+                                "y" if what == "x" else f"{what.removesuffix(' x')} y")
+        if len(labels) != count:
+            raise ShapeError(f"{what} has {count} examples but y has {len(labels)} labels")
+        return labels
 
     def prepare_batch(self, x: Any, y: Any, what: str = "x") -> tuple[np.ndarray, np.ndarray]:
         """``(x, y)`` checked and converted: inputs of the model's shape and dtype,
         integer labels (from integers or one-hot rows), as many labels as inputs."""
         x = self._prepare_x(x, what)
-        labels = _as_int_labels(np.asarray(y), self.num_classes,
-                                "y" if what == "x" else f"{what.removesuffix(' x')} y")
-        if len(labels) != len(x):
-            raise ShapeError(f"{what} has {len(x)} examples but y has {len(labels)} labels")
-        return x, labels
+        return x, self.check_labels(y, len(x), what)
 
     # ------------------------------------------------------------------ computation
     def _forward(self, x: np.ndarray, layers: Sequence[Layer] | None = None) -> np.ndarray:
@@ -359,8 +384,9 @@ class Sequential:
     def predict(self, x: Any, batch_size: int = 1000) -> np.ndarray:
         """Class probabilities (the last layer's outputs), batch by batch."""
         check_positive_int(batch_size, "batch_size")
-        x = self._prepare_x(x)
-        outs = [self._forward(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+        x = self.check_inputs(x)
+        outs = [self._forward(self.cast_inputs(x[i : i + batch_size]))
+                for i in range(0, len(x), batch_size)]
         if not outs:
             return np.zeros((0, *self.output_shape), dtype=self.layers[-1].dtype)
         return np.concatenate(outs)
@@ -379,14 +405,15 @@ class Sequential:
     ) -> tuple[float, float]:
         """Mean loss and accuracy on ``(x, y)``: the slides' ``Test loss`` and ``Test accuracy``."""
         check_positive_int(batch_size, "batch_size")
-        x, labels = self.prepare_batch(x, y)
+        x = self.check_inputs(x)
+        labels = self.check_labels(y, len(x))
         if len(x) == 0:
             raise InvalidArgumentError("evaluate() needs at least one example")
         head = self.loss_head
         layers = self.layers[:-1] if head.from_logits else self.layers
         total_loss, correct = 0.0, 0
         for i in range(0, len(x), batch_size):
-            xb, yb = x[i : i + batch_size], labels[i : i + batch_size]
+            xb, yb = self.cast_inputs(x[i : i + batch_size]), labels[i : i + batch_size]
             out = self._forward(xb, layers)
             loss, _ = head(out, yb)
             total_loss += loss * len(xb)
@@ -408,12 +435,15 @@ class Sequential:
         checkpoint_every: int | None = None,
         resume: bool = False,
         reduce_gradients: GradientReducer = local_gradients,
+        augment: BatchTransform | None = None,
     ) -> History:
         """Train for ``epochs`` passes over the data in mini-batches.
 
         Args:
             x, y: inputs and labels (integers or one-hot rows), shuffled into
                 mini-batches of ``batch_size`` each epoch (``shuffle=True``);
+                ``x`` may be uint8 pixels (scaled to [0, 1] batch by batch) and
+                memory-mapped (``np.load(path, mmap_mode="r")``), larger than memory;
                 or ``x`` alone: any re-iterable object yielding ``(x_batch,
                 y_batch)`` pairs (see :mod:`cnnlab.training.data`).
             validation_data: ``(x_val, y_val)``, or an iterable of batches,
@@ -429,6 +459,9 @@ class Sequential:
                 never interrupted.
             reduce_gradients: combines the gradients in place before each
                 update (data-parallel training); by default nothing to combine.
+            augment: ``augment(batch, rng)`` returns a transformed training batch
+                (e.g. :class:`cnnlab.datasets.augment.Augment`), drawing from the
+                model's generator; never applied to validation data.
 
         Returns the :class:`~cnnlab.training.History`. The loop itself is
         :func:`cnnlab.training.fit`.
@@ -437,6 +470,7 @@ class Sequential:
             self, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
             shuffle=shuffle, verbose=verbose, callbacks=callbacks, checkpoint_dir=checkpoint_dir,
             checkpoint_every=checkpoint_every, resume=resume, reduce_gradients=reduce_gradients,
+            augment=augment,
         )
 
     def save(self, path: str | Path, training_config: dict[str, Any] | None = None) -> Path:

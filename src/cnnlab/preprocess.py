@@ -60,9 +60,10 @@ from cnnlab.errors import (
     InvalidArgumentError,
     NoDigitError,
 )
+from cnnlab.pixels import scale_pixels  # re-exported: the one pixel scaling
 
 if TYPE_CHECKING:
-    import numpy.typing as npt
+    pass
 
 __all__ = [
     "FIT_SIZE",
@@ -89,21 +90,6 @@ ImageSource = str | os.PathLike[str] | bytes | bytearray | memoryview | Image.Im
 
 
 # ------------------------------------------------------------------------ pixel scale
-
-
-def scale_pixels(pixels: Any, dtype: npt.DTypeLike = np.float32) -> np.ndarray:
-    """Pixel values on the 0..255 scale as a new ``dtype`` array in [0, 1].
-
-    The values are converted to ``dtype`` and multiplied by ``1/255`` rounded to
-    ``dtype``: in float32 exactly what MNIST's training inputs got. Any shape;
-    the values are not checked (callers validate their range).
-
-    >>> scale_pixels(np.array([0, 51, 255], dtype=np.uint8))  # 51 * float32(1/255)
-    array([0.        , 0.20000002, 1.        ], dtype=float32)
-    """
-    out = np.array(pixels, dtype=dtype)  # always a copy, so scaling in place is safe
-    out *= out.dtype.type(1.0 / 255.0)
-    return out
 
 
 def to_model_input(images: np.ndarray) -> np.ndarray:

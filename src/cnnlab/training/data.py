@@ -17,23 +17,43 @@ sources with the same interface, so the loop never asks which it has:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+import mmap
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
 from cnnlab.errors import InvalidArgumentError, ShapeError
 
+#: Bytes read from a memory-mapped array between two releases of its pages
+#: (see :meth:`ArrayBatches.batches`).
+RELEASE_BYTES = 256 << 20
+
+#: ``transform(batch, rng)``: a new training batch from a prepared one (augmentation).
+BatchTransform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
 
 class ArrayBatches:
-    """Mini-batches of in-memory ``x`` and integer labels ``y``, shuffled per epoch."""
+    """Mini-batches of ``x`` (checked inputs) and integer labels ``y``, shuffled per epoch.
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool) -> None:
+    ``x`` may be a memory-mapped array larger than memory: each batch is read
+    (gathered by index), converted by ``cast`` (the model's input dtype; 8-bit
+    pixels scaled to [0, 1]) and, for training, passed through ``transform``
+    with the model's generator. The pages read from a memory map are released
+    every ``RELEASE_BYTES``, so they count toward the process's resident
+    memory only briefly (the operating system's page cache keeps them).
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool,
+                 cast: Callable[[np.ndarray], np.ndarray] | None = None,
+                 transform: BatchTransform | None = None,
+                 rng: np.random.Generator | None = None) -> None:
         if len(y) != len(x):
             raise ShapeError(f"x has {len(x)} examples but y has {len(y)} labels")
         if len(x) == 0:
             raise InvalidArgumentError("fit() needs at least one example")
         self.x, self.y, self.batch_size, self.shuffle = x, y, batch_size, shuffle
+        self.cast, self.transform, self.rng = cast, transform, rng
 
     @property
     def steps(self) -> int:
@@ -47,9 +67,40 @@ class ArrayBatches:
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         assert perm is not None
         bs = self.batch_size
+        mapped = _mmap_of(self.x)
+        read = 0
         for step in range(start, self.steps):
             idx = perm[step * bs : (step + 1) * bs]
-            yield self.x[idx], self.y[idx]
+            xb = self.x[idx]
+            if mapped is not None:
+                read += xb.nbytes
+                if read >= RELEASE_BYTES:
+                    _release(mapped)
+                    read = 0
+            if self.cast is not None:
+                xb = self.cast(xb)
+            if self.transform is not None:
+                assert self.rng is not None
+                xb = self.transform(xb, self.rng)
+            yield xb, self.y[idx]
+        if mapped is not None:
+            _release(mapped)
+
+
+def _mmap_of(x: np.ndarray) -> mmap.mmap | None:
+    """The ``mmap`` behind a ``np.memmap`` (or a view of one), or None."""
+    base: Any = x
+    while isinstance(base, np.ndarray):
+        if isinstance(base, np.memmap) and isinstance(getattr(base, "_mmap", None), mmap.mmap):
+            return base._mmap
+        base = base.base
+    return base if isinstance(base, mmap.mmap) else None
+
+
+def _release(m: mmap.mmap) -> None:
+    """Drop a read-only mapping's resident pages (they stay in the page cache)."""
+    if hasattr(m, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        m.madvise(mmap.MADV_DONTNEED)
 
 
 class IterableBatches:

@@ -32,7 +32,7 @@ from cnnlab.errors import InvalidArgumentError, NonFiniteError
 from cnnlab.ops import parallel
 from cnnlab.training import checkpoint as ckpt
 from cnnlab.training.callbacks import Callback, CallbackList, ProgressLogger
-from cnnlab.training.data import ArrayBatches, IterableBatches
+from cnnlab.training.data import ArrayBatches, BatchTransform, IterableBatches
 from cnnlab.training.state import History, TrainState
 from cnnlab.validation import check_positive_int
 
@@ -97,6 +97,7 @@ def fit(
     checkpoint_every: int | None = None,
     resume: bool = False,
     reduce_gradients: GradientReducer = local_gradients,
+    augment: BatchTransform | None = None,
 ) -> History:
     """Train ``model`` for ``epochs`` passes; see :meth:`cnnlab.Sequential.fit`."""
     if not model.compiled:
@@ -107,7 +108,7 @@ def fit(
         check_positive_int(checkpoint_every, "checkpoint_every")
     if (resume or checkpoint_every) and checkpoint_dir is None:
         raise InvalidArgumentError("resume and checkpoint_every need a checkpoint_dir")
-    source = _batch_source(model, x, y, batch_size, shuffle)
+    source = _batch_source(model, x, y, batch_size, shuffle, augment)
     validate = _validation(model, validation_data)
 
     state = ckpt.load_checkpoint(model, checkpoint_dir) if resume else TrainState()
@@ -178,10 +179,17 @@ def fit(
     return state.history
 
 
-def _batch_source(model: Any, x: Any, y: Any, batch_size: int, shuffle: bool) -> Any:
+def _batch_source(model: Any, x: Any, y: Any, batch_size: int, shuffle: bool,
+                  augment: BatchTransform | None) -> Any:
     if y is not None:
-        xs, ys = model.prepare_batch(x, y, "x")
-        return ArrayBatches(xs, ys, batch_size, shuffle)
+        xs = model.check_inputs(x, "x")
+        ys = model.check_labels(y, len(xs))
+        return ArrayBatches(xs, ys, batch_size, shuffle, cast=model.cast_inputs,
+                            transform=augment, rng=model.rng)
+    if augment is not None:
+        raise InvalidArgumentError(
+            "augment= applies to fit(x, y) arrays; a dataset object augments its own batches"
+        )
     if isinstance(x, np.ndarray):
         raise InvalidArgumentError(
             "fit(x) got an array without labels: pass fit(x, y), or an iterable of "
@@ -195,7 +203,8 @@ def _validation(model: Any, data: Any) -> Callable[[], tuple[float, float]] | No
     if data is None:
         return None
     if isinstance(data, tuple) and len(data) == 2:
-        x_val, y_val = model.prepare_batch(data[0], data[1], "validation x")
+        x_val = model.check_inputs(data[0], "validation x")
+        y_val = model.check_labels(data[1], len(x_val), "validation x")
         return lambda: model.evaluate(x_val, y_val)
     batches = IterableBatches(data, model.prepare_batch)
 
