@@ -148,7 +148,8 @@ def single_threaded_blas() -> Iterator[None]:
 
 
 #: Batches at least this large are processed batch-parallel by the model
-#: (inside :func:`single_threaded_blas`); smaller ones leave BLAS its threads.
+#: (inside :func:`single_threaded_blas`); smaller ones leave BLAS its threads
+#: (crossover measured by ``benchmarks/tune_thresholds.py``: 12 to 16).
 BATCH_PARALLEL_MIN = 16
 
 

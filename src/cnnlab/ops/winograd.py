@@ -133,8 +133,9 @@ def transform_matrices(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 #: :func:`choose_tile` takes the smallest m whose product count is within this
 #: factor of the fewest: bigger tiles also cost bigger transforms and more
-#: rounding, so a small saving in products is not worth them (measured on the
-#: seed model's 12x12 layer: m = 4 and m = 6 take the same time).
+#: rounding, so a small saving in products is not worth them
+#: (``benchmarks/tune_thresholds.py`` times every m on the seed model's layers:
+#: m = 4 for 12x12 maps and m = 5 for 10x10 ones are the fastest).
 TILE_SLACK = 1.3
 
 
