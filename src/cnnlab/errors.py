@@ -47,3 +47,11 @@ class ImageDecodeError(DataFormatError):
 
 class NoDigitError(DataFormatError):
     """A picture holds no digit: it is blank, or its ink vanished when it was scaled."""
+
+
+class ImageTooLargeError(ImageDecodeError):
+    """An image's header claims more pixels than cnnlab decodes (a decompression bomb?).
+
+    Raised before any pixel is decoded; names the file, its size and the limit
+    (:data:`cnnlab.imageio.MAX_IMAGE_PIXELS`).
+    """
