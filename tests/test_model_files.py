@@ -210,3 +210,28 @@ def test_fuzz_loader_raises_only_model_file_errors(saved, data):
     # a mutation that still loads must give a working model
     out = model.predict(np.zeros((1, 8, 8, 1), np.float32))
     assert out.shape == (1, 10)
+
+
+def test_class_names_and_preprocessing_travel_in_the_model_file(tmp_path):
+    import json
+
+    from safetensors import safe_open
+
+    model = cnnlab.small_cnn(seed=0, num_classes=3)
+    model.class_names = ["cat", "dog", "eel"]
+    model.preprocessing = {"mode": "resize", "size": [28, 28], "color": "grayscale"}
+    path = model.save(tmp_path / "m.safetensors")
+    back = load_model(path)
+    assert back.class_names == ["cat", "dog", "eel"] and back.class_name(2) == "eel"
+    assert back.preprocessing == model.preprocessing
+    # a file whose names do not fit the outputs is refused, naming the problem
+    with safe_open(str(path), framework="numpy") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    from safetensors.numpy import save_file
+
+    meta["class_names"] = json.dumps(["cat", "dog"])
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=meta)
+    with pytest.raises(cnnlab.ModelFileError, match="2 class names for a model with 3 outputs"):
+        load_model(tmp_path / "bad.safetensors")
+    assert cnnlab.small_cnn(seed=0).class_name(4) == "4"

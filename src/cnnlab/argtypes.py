@@ -33,3 +33,15 @@ def non_negative_int(text: str, what: str = "an image index") -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{what} must be >= 0, got {value}")
     return value
+
+
+def fraction(text: str) -> float:
+    """A number strictly between 0 and 1 (a share of the data)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text}")
+    return value

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from cnnlab.argtypes import positive_float, positive_int
+from cnnlab.argtypes import fraction, positive_float, positive_int
 from cnnlab.errors import CnnlabError, InvalidArgumentError
 
 DEFAULT_OUT = "runs/mnist-seed"
@@ -26,16 +26,38 @@ OPTIMIZER_CHOICES = ("adam", "sgd", "rmsprop", "adadelta")
 
 
 # --------------------------------------------------------------------------- helpers
-def _load_data(data: str | None, train_limit: int | None = None,
-               test_limit: int | None = None) -> tuple[Any, Any, Any, Any]:
-    from cnnlab.datasets import load_mnist, to_model_input
+def _limit(part: Any, n: int | None) -> Any:
+    return part if not n or n >= len(part.y) else part.head(n)
 
-    (x_train, y_train), (x_test, y_test) = load_mnist(data)
-    if train_limit:
-        x_train, y_train = x_train[:train_limit], y_train[:train_limit]
-    if test_limit:
-        x_test, y_test = x_test[:test_limit], y_test[:test_limit]
-    return to_model_input(x_train), y_train, to_model_input(x_test), y_test
+
+def _load_splits(cfg: dict[str, Any], quiet: bool) -> Any:
+    """The run's data (:func:`cnnlab.datasets.load_dataset`) with its limits applied."""
+    from cnnlab.datasets import load_dataset
+
+    size = cfg.get("image_size")
+    splits = load_dataset(cfg["data"], image_size=tuple(size) if size else None,
+                          color=cfg.get("color"), skip_bad=bool(cfg.get("skip_bad")),
+                          progress=not quiet)
+    if splits.skipped_files and not quiet:
+        print(f"Skipped {splits.skipped_files} files that are not images", flush=True)
+    if splits.skipped_bad:
+        shown = ", ".join(splits.skipped_bad[:5])
+        more = f" and {len(splits.skipped_bad) - 5} more" if len(splits.skipped_bad) > 5 else ""
+        print(f"cnnlab: warning: skipped {len(splits.skipped_bad)} unreadable images: "
+              f"{shown}{more}", file=sys.stderr, flush=True)
+    splits.train = _limit(splits.train, cfg.get("train_limit"))
+    if splits.test is not None:
+        splits.test = _limit(splits.test, cfg.get("test_limit"))
+    return splits
+
+
+def _augment_config(spec: str | None) -> dict[str, Any] | None:
+    if not spec:
+        return None
+    from cnnlab.datasets.augment import Augment
+
+    aug = Augment.parse(spec)
+    return aug.get_config() if aug else None
 
 
 def _model_path(arg: str | None) -> Path:
@@ -81,6 +103,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             "schedule": args.schedule,
             "seed": args.seed,
             "data": str(Path(args.data).resolve()) if args.data else None,
+            "image_size": list(args.image_size) if args.image_size else None,
+            "color": args.color,
+            "skip_bad": args.skip_bad,
+            "validation_split": args.validation_split,
+            "augment": _augment_config(args.augment),
             "train_limit": args.train_limit,
             "test_limit": args.test_limit,
             "checkpoint_every": args.checkpoint_every,
@@ -91,48 +118,71 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"{out} already holds a run: resume it with `cnnlab train --resume {out}`, "
                 "pick another --out, or pass --overwrite"
             )
+
+    splits = _load_splits(cfg, args.quiet)
+    train, test = splits.train, splits.test
+    validation = None
+    if cfg.get("validation_split"):
+        train, held_out = train.split(cfg["validation_split"], seed=cfg["seed"])
+        validation = (held_out.x, held_out.y)
+    elif cfg["validation"] and test is not None:
+        validation = (test.x, test.y)  # the slides: the test set after every epoch
+    input_shape = tuple(int(d) for d in train.x.shape[1:])
+    model = cnnlab.seed_model(seed=cfg["seed"], input_shape=input_shape,  # type: ignore[arg-type]
+                              num_classes=len(splits.class_names))
+    model.class_names = list(splits.class_names)
+    model.preprocessing = splits.preprocessing
+    if not args.resume:  # the data loaded and the model fits it: the run folder starts
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "training_config.json", json.dumps(cfg, indent=2) + "\n")
-
-    x_train, y_train, x_test, y_test = _load_data(cfg["data"], cfg["train_limit"],
-                                                  cfg["test_limit"])
-    model = cnnlab.seed_model(seed=cfg["seed"])
     optimizer = dict(cfg["optimizer"])
     schedule = cfg.get("schedule", "constant")
     rate = f"lr {optimizer['learning_rate']}"
     if schedule == "onecycle":
-        steps = cfg["epochs"] * math.ceil(len(x_train) / cfg["batch_size"])
+        steps = cfg["epochs"] * math.ceil(len(train.y) / cfg["batch_size"])
         rate = f"one-cycle lr, peak {optimizer['learning_rate']}, {steps} steps"
         optimizer["learning_rate"] = cnnlab.OneCycle(optimizer["learning_rate"], total_steps=steps)
     model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
+    augment = None
+    if cfg.get("augment"):
+        from cnnlab.datasets.augment import Augment
+
+        augment = Augment.from_config(cfg["augment"])
     if not args.quiet:
         model.summary()
-        print(f"Training on {len(x_train):,} images, testing on {len(x_test):,}; "
+        testing = f"testing on {len(test.y):,}" if test is not None else "no test part"
+        held = f", validating on {len(validation[1]):,}" if cfg.get("validation_split") else ""
+        print(f"Data: {splits.source}; {len(splits.class_names)} classes; "
+              f"training on {len(train.y):,} images{held}, {testing}; "
               f"{cfg['epochs']} epochs of batch {cfg['batch_size']}; "
               f"optimizer {optimizer['name']} ({rate}); "
               f"seed {cfg['seed']}; output {out}", flush=True)
     t0 = time.perf_counter()
     history = model.fit(
-        x_train, y_train,
+        train.x, train.y,
         epochs=cfg["epochs"], batch_size=cfg["batch_size"],
-        validation_data=(x_test, y_test) if cfg["validation"] else None,
+        validation_data=validation,
         verbose=0 if args.quiet else 1,
         checkpoint_dir=out, checkpoint_every=cfg["checkpoint_every"],
-        resume=bool(args.resume),
+        resume=bool(args.resume), augment=augment,
     )
     wall = time.perf_counter() - t0
-    loss, acc = model.evaluate(x_test, y_test)
     assert model.optimizer is not None
-    training_config = {**cfg, "optimizer": model.optimizer.get_config(), "test_loss": loss,
-                       "test_accuracy": acc, "train_seconds_this_session": wall}
+    training_config = {**cfg, "optimizer": model.optimizer.get_config(),
+                       "train_seconds_this_session": wall}
+    if test is not None:
+        loss, acc = model.evaluate(test.x, test.y)
+        training_config.update(test_loss=loss, test_accuracy=acc)
     model.save(out / "model.safetensors", training_config=training_config)
     write_history(out, history.history)
-    print(f"Test loss: {loss}")
-    print(f"Test accuracy: {acc}")
+    if test is not None:
+        print(f"Test loss: {loss}")
+        print(f"Test accuracy: {acc}")
     print(f"Wrote {out / 'model.safetensors'}, {out / 'history.json'}, {out / 'history.csv'}")
     if not args.no_figures:
         try:
-            _train_figures(model, out, x_test, y_test, history.history)
+            figure_data = test if test is not None else train
+            _train_figures(model, out, figure_data.x, figure_data.y, history.history)
         except Exception as e:  # the run is saved; a figure must not turn it into a failure
             print(f"cnnlab: warning: could not draw the figures: {e}", file=sys.stderr)
     return 0
@@ -154,15 +204,39 @@ def _train_figures(model: Any, out: Path, x_test: Any, y_test: Any,
 
 # --------------------------------------------------------------------------- others
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from cnnlab.datasets import load_mnist, to_model_input
+    from cnnlab.datasets import load_dataset
     from cnnlab.saving import load_model
 
     model = load_model(_model_path(args.model))
-    _, (x_test, y_test) = load_mnist(args.data)
-    loss, acc = model.evaluate(to_model_input(x_test[: args.limit]), y_test[: args.limit])
+    height, width, channels = model.input_shape
+    size = None if args.data is None else (height, width)
+    color = None if args.data is None else "rgb" if channels == 3 else "grayscale"
+    splits = load_dataset(args.data, image_size=size, color=color, skip_bad=args.skip_bad,
+                          progress=False)
+    part = splits.test if splits.test is not None else splits.train
+    part = _limit(part, args.limit)
+    labels = _labels_for_model(model, splits.class_names, part.y, args.data)
+    loss, acc = model.evaluate(part.x, labels)
     print(f"Test loss: {loss}")
     print(f"Test accuracy: {acc}")
     return 0
+
+
+def _labels_for_model(model: Any, data_names: list[str], y: np.ndarray,
+                      source: str | None) -> np.ndarray:
+    """The data's labels as the model's class indices, matched by class name."""
+    model_names = model.class_names or [str(i) for i in range(model.num_classes)]
+    if list(data_names) == list(model_names):
+        return y
+    missing = [n for n in data_names if n not in model_names]
+    if missing:
+        raise InvalidArgumentError(
+            f"the data's classes do not match the model's: {source or 'the data'} has "
+            f"{list(data_names)}, the model knows {list(model_names)} "
+            f"(not known: {missing})"
+        )
+    mapping = np.array([model_names.index(n) for n in data_names], dtype=np.int64)
+    return mapping[y]
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -177,16 +251,15 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from cnnlab.preprocess import prepare_image
+    from cnnlab.preprocess import model_input
     from cnnlab.saving import load_model
 
     model = load_model(_model_path(args.model))
     for image in args.images:
-        x = prepare_image(image)[None, :, :, None]
-        probs = model.predict(x)[0]
+        probs = model.predict(model_input(image, model)[None])[0]
         order = np.argsort(-probs, kind="stable")[: args.top]
-        ranked = "  ".join(f"{int(c)}: {probs[c]:.4f}" for c in order)
-        print(f"{image}: {int(order[0])}    ({ranked})")
+        ranked = "  ".join(f"{model.class_name(int(c))}: {probs[c]:.4f}" for c in order)
+        print(f"{image}: {model.class_name(int(order[0]))}    ({ranked})")
     return 0
 
 
@@ -215,8 +288,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning-rate schedule: constant (the slides; default) or onecycle "
                    "(warm-up to the peak over the first 15%% of steps, then cosine down)")
     p.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling and dropout")
-    p.add_argument("--data", metavar="DIR", default=None,
-                   help="a folder with the four standard IDX files (default: bundled MNIST)")
+    p.add_argument("--data", metavar="PATH", default=None,
+                   help="the data: a folder of class folders of images (with train/ and test/ "
+                   "parts, or not), a folder with the four IDX files (MNIST, Fashion-MNIST), "
+                   "or a .npz file with x and y (default: the bundled MNIST)")
+    p.add_argument("--image-size", type=positive_int, nargs=2, metavar=("H", "W"),
+                   default=None, help="resize every image to H x W, bilinear (default: the "
+                   "most common size in the folder)")
+    p.add_argument("--color", choices=("grayscale", "rgb"), default=None,
+                   help="the model's input channels (default: rgb if any image has colour)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip unreadable images (and list them) instead of stopping")
+    p.add_argument("--validation-split", type=fraction, default=None, metavar="F",
+                   help="hold out a seeded, stratified share F of the training part for "
+                   "per-epoch validation (the test part is then evaluated once, at the end)")
+    p.add_argument("--augment", metavar="SPEC", default=None,
+                   help="on-the-fly random transforms of training images, e.g. "
+                   "'shift,rotate,flip' or 'shift=0.1,rotate=10' (seeded; never applied to "
+                   "validation or test data)")
     p.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
                    help=f"output folder (default: {DEFAULT_OUT})")
     p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="N",
@@ -236,7 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="test loss and accuracy of a model file")
     p.add_argument("model", nargs="?", default=None, help="model file (default: the shipped one)")
-    p.add_argument("--data", metavar="DIR", default=None)
+    p.add_argument("--data", metavar="PATH", default=None,
+                   help="as for train (default: the bundled MNIST); its test part, or all of "
+                   "it when it has no test part, resized to the model's input; classes are "
+                   "matched to the model's by name")
+    p.add_argument("--skip-bad", action="store_true", help="skip unreadable images")
     p.add_argument("--limit", type=positive_int, default=None, metavar="N",
                    help="only the first N test images")
     p.set_defaults(func=cmd_evaluate)
@@ -245,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", default=None)
     p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("predict", help="classify PNG or JPEG digits")
+    p = sub.add_parser("predict", help="classify image files (PNG, JPEG, ...)")
     p.add_argument("model", help="model file ('default' for the shipped one)")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top", type=positive_int, default=3, help="classes to show (default 3)")

@@ -56,6 +56,13 @@ class LossHead:
         return categorical_cross_entropy(out, y)
 
 
+def _is_lazy_array(x: Any) -> bool:
+    """An ndarray, or an object that reads rows when indexed (``shape``, ``dtype``,
+    ``__getitem__``: e.g. :class:`cnnlab.datasets.IndexedArray` over a memory map)."""
+    return isinstance(x, np.ndarray) or all(
+        hasattr(x, a) for a in ("shape", "dtype", "__getitem__", "__len__"))
+
+
 def _as_int_labels(y: np.ndarray, num_classes: int, what: str = "y") -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == num_classes:
         return y.argmax(axis=1)
@@ -108,6 +115,12 @@ class Sequential:
         self.stop_training = False
         self.compiled = False
         self._loss_head: LossHead | None = None
+        #: One name per output class (kept in model files); None: the indices.
+        self.class_names: list[str] | None = None
+        #: How an image file becomes this model's input (kept in model files):
+        #: ``{"mode": "digit"}`` (the slides' MNIST preparation) or
+        #: ``{"mode": "resize", "size": [H, W], "color": "grayscale" | "rgb"}``.
+        self.preprocessing: dict[str, Any] | None = None
         for layer in layers or []:
             self.add(layer)
         if input_shape is not None:
@@ -279,6 +292,10 @@ class Sequential:
             return LossHead.for_layers(self.layers)
         return self._loss_head
 
+    def class_name(self, index: int) -> str:
+        """The name of class ``index`` (its number when the model has no names)."""
+        return self.class_names[index] if self.class_names is not None else str(index)
+
     @property
     def num_classes(self) -> int:
         self._require_built()
@@ -292,7 +309,8 @@ class Sequential:
         A memory-mapped array stays one: floats are checked chunk by chunk.
         """
         self._require_built()
-        x = x if isinstance(x, np.ndarray) else np.asarray(x)
+        if not _is_lazy_array(x):
+            x = np.asarray(x)
         assert self.input_shape is not None
         if x.shape[1:] != self.input_shape:
             if x.ndim == len(self.input_shape) and self.input_shape[-1] == 1 and (

@@ -55,11 +55,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from cnnlab.errors import (
-    CnnlabError,
     ImageDecodeError,
     InvalidArgumentError,
     NoDigitError,
 )
+from cnnlab.imageio import open_image
 from cnnlab.pixels import scale_pixels  # re-exported: the one pixel scaling
 
 if TYPE_CHECKING:
@@ -274,20 +274,13 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
 
 
 def _decode(fp: str | os.PathLike[str] | IO[bytes], name: str) -> np.ndarray:
+    """Open through :func:`cnnlab.imageio.open_image` (size checked first, first frame,
+    EXIF orientation applied), then convert."""
+    img = open_image(fp, name=name)
     try:
-        with Image.open(fp) as img:
-            img.load()
-            return _pil_to_array(img)
-    except CnnlabError:
-        raise
-    except OSError as exc:  # missing file, unidentified or truncated image
-        raise ImageDecodeError(f"{name}: cannot read the image: {exc}") from exc
-    except MemoryError:
-        raise
-    except Exception as exc:  # decoders raise many types on corrupt data
-        raise ImageDecodeError(
-            f"{name}: cannot decode the image: {type(exc).__name__}: {exc}"
-        ) from exc
+        return _pil_to_array(img)
+    except (OSError, ValueError) as exc:
+        raise ImageDecodeError(f"{name}: cannot convert the image: {exc}") from exc
 
 
 def prepare_image(source: ImageSource | IO[bytes], *, name: str | None = None) -> np.ndarray:
@@ -337,3 +330,34 @@ def prepare_image(source: ImageSource | IO[bytes], *, name: str | None = None) -
             f"got {type(source).__name__}"
         )
     return _prepare(arr, name)
+
+
+def model_input(source: ImageSource | IO[bytes], model: Any, *,
+                name: str | None = None) -> np.ndarray:
+    """One image file as one example for ``model``: shaped ``model.input_shape``.
+
+    Follows ``model.preprocessing`` (kept in model files by training):
+    ``{"mode": "digit"}`` prepares a digit as MNIST's were (:func:`prepare_image`,
+    float32 in [0, 1]); ``{"mode": "resize", "size": [H, W], "color": ...}``
+    decodes, turns upright, converts and resizes exactly as training on an
+    image folder did (:func:`cnnlab.imageio.load_image`, uint8 pixels). A model
+    without the entry is taken as "digit" if it reads 28x28 grayscale, else
+    "resize" to its input.
+
+    Raises:
+        ImageDecodeError, ImageTooLargeError, NoDigitError: as the steps do,
+            naming the file.
+    """
+    from cnnlab import imageio
+
+    height, width, channels = model.input_shape
+    prep = model.preprocessing or (
+        {"mode": "digit"} if (height, width, channels) == (28, 28, 1)
+        else {"mode": "resize", "size": [height, width]}
+    )
+    if prep["mode"] == "digit":
+        return prepare_image(source, name=name)[:, :, None]
+    color = "rgb" if channels == 3 else "grayscale"
+    if isinstance(source, np.ndarray | Image.Image):
+        raise InvalidArgumentError("model_input: expected a path, bytes or a file object")
+    return imageio.load_image(source, (height, width), color, name=name)

@@ -30,6 +30,16 @@ from cnnlab.serialization import (
 __all__ = ["load_model", "model_from_config", "save_model"]
 
 
+def _class_names(names: Any, count: int, source: str) -> list[str]:
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ModelFileError(f"{source}: metadata 'class_names' must be a list of strings")
+    if len(names) != count:
+        raise ModelFileError(
+            f"{source}: {len(names)} class names for a model with {count} outputs"
+        )
+    return names
+
+
 def model_from_config(config: Any, source: str = "model file") -> Sequential:
     """Rebuild an (untrained) Sequential from :meth:`get_config` data."""
     try:
@@ -72,6 +82,14 @@ def load_model(path: str | Path, compile: bool = True) -> Sequential:
         )
     model = model_from_config(parse_json_meta(meta, "architecture", source), source)
     assign_tensors(model, tensors, source)
+    if "class_names" in meta:
+        model.class_names = _class_names(parse_json_meta(meta, "class_names", source),
+                                         model.num_classes, source)
+    if "preprocessing" in meta:
+        prep = parse_json_meta(meta, "preprocessing", source)
+        if not isinstance(prep, dict) or prep.get("mode") not in ("digit", "resize"):
+            raise ModelFileError(f"{source}: metadata 'preprocessing' is malformed: {prep!r}")
+        model.preprocessing = prep
     training = parse_json_meta(meta, "training_config", source) if "training_config" in meta else {}
     model.training_config = training if isinstance(training, dict) else {}
     if compile and isinstance(training, dict) and "optimizer" in training:

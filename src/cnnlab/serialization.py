@@ -2,7 +2,10 @@
 
 One file holds everything: tensors named ``<layer>/<weight>`` (e.g.
 ``conv2d/kernel``), and metadata keys ``cnnlab_format``, ``architecture`` (the
-model's :meth:`~cnnlab.Sequential.get_config`) and ``training_config``
+model's :meth:`~cnnlab.Sequential.get_config`), ``training_config``,
+and when known ``class_names`` (one per output) and ``preprocessing`` (how
+an image becomes the model's input: ``{"mode": "digit"}`` for the slides'
+MNIST preparation, ``{"mode": "resize", "size": [H, W], "color": ...}``)
 (optimizer, loss, batch size, epochs ...). Loading parses JSON and raw
 little-endian arrays only: no pickle, no code runs.
 
@@ -51,6 +54,10 @@ def save_model(model: Any, path: str | Path, training_config: dict[str, Any] | N
         "architecture": model.get_config(),
         "training_config": cfg,
     }
+    if getattr(model, "class_names", None) is not None:
+        meta["class_names"] = list(model.class_names)
+    if getattr(model, "preprocessing", None) is not None:
+        meta["preprocessing"] = dict(model.preprocessing)
     return atomic_write_bytes(path, encode(tensors_of(model), meta))
 
 

@@ -89,7 +89,7 @@ class ArrayBatches:
 
 def _mmap_of(x: np.ndarray) -> mmap.mmap | None:
     """The ``mmap`` behind a ``np.memmap`` (or a view of one), or None."""
-    base: Any = x
+    base: Any = x if isinstance(x, np.ndarray) else getattr(x, "base", None)
     while isinstance(base, np.ndarray):
         if isinstance(base, np.memmap) and isinstance(getattr(base, "_mmap", None), mmap.mmap):
             return base._mmap
