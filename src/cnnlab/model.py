@@ -245,11 +245,12 @@ class Sequential:
             lines.append(row(name, shape, f"{layer.count_params()}"))
             lines.append("")
         total = self.count_params()
+        trainable = sum(layer.count_trainable_params() for layer in self.layers)
         lines[-1] = "=" * width
         lines += [
             f"Total params: {total:,}",
-            f"Trainable params: {total:,}",
-            "Non-trainable params: 0",
+            f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {total - trainable:,}",
             rule,
         ]
         text = "\n".join(line.rstrip() for line in lines)

@@ -5,7 +5,12 @@ its weights and returns its output shape. Then, per batch:
 
 * ``forward(x, training)`` returns the output and keeps what backward needs;
 * ``backward(grad_out)`` returns ``dL/dx`` and fills ``self.grads`` (same
-  order and shapes as ``get_weights()``: ``[kernel, bias]`` for Conv2D/Dense).
+  order and shapes as :attr:`Layer.trainable_weights`: ``[kernel, bias]`` for
+  Conv2D/Dense).
+
+Weights named in ``non_trainable_names`` (BatchNormalization's moving mean
+and variance) are saved and loaded with the others but have no gradient and
+are not updated by the optimizer.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ class Layer:
     """Base class. Subclasses set ``weight_names`` and implement the methods."""
 
     weight_names: tuple[str, ...] = ()
+    #: Weights the optimizer leaves alone (the layer updates them itself).
+    non_trainable_names: tuple[str, ...] = ()
 
     def __init__(self, name: str | None = None, dtype: str = "float32") -> None:
         if name is not None and (not isinstance(name, str) or not name):
@@ -55,7 +62,7 @@ class Layer:
         self.output_shape = self.compute_output_shape(self.input_shape)
         self.rng = rng
         self.weights = self.create_weights(self.input_shape, rng)
-        self.grads = [np.zeros_like(w) for w in self.weights]
+        self.grads = [np.zeros_like(w) for w in self.trainable_weights]
         self.built = True
         return self.output_shape
 
@@ -94,8 +101,17 @@ class Layer:
         for cur, new in zip(self.weights, weights, strict=True):
             cur[...] = np.asarray(new).astype(cur.dtype, copy=False)
 
+    @property
+    def trainable_weights(self) -> list[Any]:
+        """The weights the optimizer updates, in order (``self.grads`` matches them)."""
+        return [w for n, w in zip(self.weight_names, self.weights, strict=True)
+                if n not in self.non_trainable_names]
+
     def count_params(self) -> int:
         return int(sum(w.size for w in self.weights))
+
+    def count_trainable_params(self) -> int:
+        return int(sum(w.size for w in self.trainable_weights))
 
     # -- computation -------------------------------------------------------
     def forward(self, x: Any, training: bool = False) -> Any:

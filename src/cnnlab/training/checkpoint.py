@@ -69,7 +69,7 @@ def load_checkpoint(model: Any, directory: str | Path) -> TrainState:
     assign_tensors(model, tensors, source, prefix="model/")
     assert model.optimizer is not None
     opt_state = {k[len("optimizer/"):]: v for k, v in tensors.items() if k.startswith("optimizer/")}
-    params = [w for layer in model.layers for w in layer.weights]
+    params = [w for layer in model.layers for w in layer.trainable_weights]
     try:
         model.optimizer.set_state(opt_state, params)
         model.rng.bit_generator.state = parse_json_meta(meta, "rng_state", source)

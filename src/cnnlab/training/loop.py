@@ -70,7 +70,7 @@ def train_step(model: Any, x: Any, y: Any, step: int = 0,
     correct = int((out.argmax(axis=1) == labels).sum())
     for layer in reversed(layers):
         grad = layer.backward(grad)
-    params = [w for layer in model.layers for w in layer.weights]
+    params = [w for layer in model.layers for w in layer.trainable_weights]
     grads = [g for layer in model.layers for g in layer.grads]
     reduce_gradients(grads)
     for layer in model.layers:
