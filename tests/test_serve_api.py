@@ -90,6 +90,11 @@ def check_prediction(body: dict[str, Any], model: Sequential, prepared: np.ndarr
     np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
     assert body["prediction"] == int(np.argmax(expected))
     np.testing.assert_allclose(np.array(body["input"]), prepared, atol=5e-5)
+    # The fields added for named classes and any input: the indices as names for MNIST.
+    assert body["classes"] == [str(k) for k in range(10)]
+    assert body["prediction_name"] == str(body["prediction"])
+    np.testing.assert_array_equal(decode_png_url(body["input_image"]),
+                                  np.rint(np.clip(prepared, 0.0, 1.0) * 255.0))
 
     outputs = dict(model.feature_maps(prepared[None]))
     shown = [la for la in model.layers if la.kind in ("Conv2D", "MaxPooling2D")]
@@ -136,6 +141,9 @@ def test_model_info(client: TestClient, model: Sequential) -> None:
     assert [la["name"] for la in info["layers"]] == [la.name for la in model.layers]
     assert [la["feature_maps"] for la in info["layers"]] == [True, True, False, False, False]
     assert "Total params" in info["summary"]
+    assert info["class_names"] == [str(k) for k in range(10)]
+    assert info["preprocessing"] == {"mode": "digit", "size": [28, 28], "color": "grayscale"}
+    assert (info["drawing"], info["pixels"], info["test_images"]) == (True, True, True)
 
 
 def test_predict_png_is_prepared_like_cnnlab_predict(
@@ -384,10 +392,32 @@ def test_small_model_is_the_zoo_small_cnn(model: Sequential) -> None:
     assert model.count_params() == reference.count_params()
 
 
-def test_create_app_refuses_other_input_shapes() -> None:
-    m = Sequential([Flatten(), Dense(10), Activation("softmax")], input_shape=(32, 32, 3), seed=0)
-    with pytest.raises(InvalidArgumentError, match="28x28"):
-        create_app(m)
+def test_create_app_refuses_models_that_do_not_take_images() -> None:
+    def dense(shape: tuple[int, ...]) -> Sequential:
+        return Sequential([Flatten(), Dense(3), Activation("softmax")], input_shape=shape, seed=0)
+
+    for shape in ((784,), (8, 8, 2), (8, 8, 4), (2, 8, 8, 1)):
+        with pytest.raises(InvalidArgumentError, match=r"\(H, W, 1\).*\(H, W, 3\)"):
+            create_app(dense(shape))
+    with pytest.raises(InvalidArgumentError, match="not built"):
+        create_app(Sequential([Flatten(), Dense(3)]))
+    digit_but_colour = dense((32, 32, 3))
+    digit_but_colour.preprocessing = {"mode": "digit"}
+    with pytest.raises(InvalidArgumentError, match="'digit'.*32x32x3"):
+        create_app(digit_but_colour)
+    wrong_size = dense((16, 20, 3))
+    wrong_size.preprocessing = {"mode": "resize", "size": [20, 16], "color": "rgb"}
+    with pytest.raises(InvalidArgumentError, match="16x20x3"):
+        create_app(wrong_size)
+    wrong_colour = dense((16, 20, 3))
+    wrong_colour.preprocessing = {"mode": "resize", "size": [16, 20], "color": "grayscale"}
+    with pytest.raises(InvalidArgumentError, match="rgb"):
+        create_app(wrong_colour)
+    unknown = dense((16, 20, 3))
+    unknown.preprocessing = {"mode": "crop"}
+    with pytest.raises(InvalidArgumentError, match="'crop'"):
+        create_app(unknown)
+    create_app(dense((32, 32, 3)))  # any other image model is served
 
 
 # ----------------------------------------------------------------------------- command line
@@ -416,3 +446,285 @@ def test_openapi_is_served_and_cdn_pages_are_not(client):
     assert "/api/predict" in spec["paths"]
     assert client.get("/docs").status_code == 404
     assert client.get("/redoc").status_code == 404
+
+
+# ----------------------------------------------------------------------------- any image model
+#
+# A model for RGB pictures of 16x20 pixels with named classes: pictures are decoded, resized
+# (bilinear) and given to it as they are, by cnnlab.preprocess.model_input.
+
+COLOURS = ["red", "green", "blue"]
+COLOUR_PREP = {"mode": "resize", "size": [16, 20], "color": "rgb"}
+
+
+def resized_like_the_contract(data: bytes, size: tuple[int, int], color: str) -> np.ndarray:
+    """model_input's contract with Pillow alone: decode, EXIF-orient, convert, resize bilinear
+    to H x W; uint8 (H, W, C)."""
+    from PIL import ImageOps
+
+    with Image.open(io.BytesIO(data)) as img:
+        img = ImageOps.exif_transpose(img) or img
+        img = img.convert("RGB" if color == "rgb" else "L")
+        arr = np.asarray(img.resize((size[1], size[0]), Image.Resampling.BILINEAR))
+    return arr if arr.ndim == 3 else arr[..., None]
+
+
+def _fallback_model_input(source: Any, model: Any, *, name: str | None = None) -> np.ndarray:
+    """Stands in for cnnlab.preprocess.model_input while it is being written (same contract)."""
+    from cnnlab.errors import ImageDecodeError
+
+    h, w, c = model.input_shape
+    prep = model.preprocessing or {"size": [h, w], "color": "rgb" if c == 3 else "grayscale"}
+    try:
+        return resized_like_the_contract(bytes(source), tuple(prep["size"]), prep["color"])
+    except OSError as e:
+        raise ImageDecodeError(f"{name}: cannot read the image: {e}") from e
+
+
+@pytest.fixture(autouse=True)
+def model_input_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cnnlab.preprocess
+
+    if not hasattr(cnnlab.preprocess, "model_input"):
+        monkeypatch.setattr(cnnlab.preprocess, "model_input", _fallback_model_input,
+                            raising=False)
+
+
+def colour_pictures(n: int, seed: int, size: tuple[int, int] = (16, 20)) -> tuple[Any, Any]:
+    """Noisy pictures, each brightest in one channel: class 0 red, 1 green, 2 blue."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.integers(0, 90, (n, *size, 3))
+    x[np.arange(n), :, :, y] += rng.integers(120, 166, (n, 1, 1))
+    return x.astype(np.uint8), y
+
+
+def make_colour_model(train: bool = True) -> Sequential:
+    from cnnlab.layers import Conv2D, MaxPooling2D
+
+    m = Sequential([Conv2D(4, 3, activation="relu"), MaxPooling2D(2), Flatten(), Dense(3),
+                    Activation("softmax")], input_shape=(16, 20, 3), seed=0)
+    m.compile("adam")
+    m.class_names = list(COLOURS)
+    m.preprocessing = dict(COLOUR_PREP)
+    if train:
+        x, y = colour_pictures(300, seed=1)
+        m.fit(x, y, epochs=10, batch_size=32, verbose=0)
+    return m
+
+
+@pytest.fixture(scope="module")
+def colour_model() -> Sequential:
+    return make_colour_model()
+
+
+@pytest.fixture(scope="module")
+def colour_client(colour_model: Sequential) -> TestClient:
+    return TestClient(create_app(colour_model, source="colours"))
+
+
+def rgb_png(h: int = 40, w: int = 50, seed: int = 0, dominant: int | None = None) -> bytes:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+    if dominant is not None:
+        arr = (arr // 3).astype(np.uint8)
+        arr[:, :, dominant] += 150
+    return png_bytes(arr)
+
+
+def test_colour_model_info(colour_client: TestClient, colour_model: Sequential) -> None:
+    info = colour_client.get("/api/model").json()
+    assert info["input_shape"] == [16, 20, 3] and info["output_shape"] == [3]
+    assert info["num_classes"] == 3
+    assert info["class_names"] == COLOURS
+    assert info["preprocessing"] == COLOUR_PREP
+    assert (info["drawing"], info["pixels"], info["test_images"]) == (False, False, False)
+    assert [la["feature_maps"] for la in info["layers"]] == [True, True, False, False, False]
+    assert info["params"] == colour_model.count_params()
+
+
+def test_colour_predict_equals_model_predict_on_the_resized_picture(
+    colour_client: TestClient, colour_model: Sequential
+) -> None:
+    data = rgb_png(40, 50, seed=3)
+    res = colour_client.post("/api/predict", json={"image": data_url(data)})
+    assert res.status_code == 200, res.text
+    body = res.json()
+    pixels = resized_like_the_contract(data, (16, 20), "rgb")
+    assert pixels.shape == (16, 20, 3)
+    expected = colour_model.predict(pixels[None])[0]
+    np.testing.assert_allclose(body["probabilities"], expected, rtol=0, atol=1e-6)
+    assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+    assert body["classes"] == COLOURS
+    assert body["prediction"] == int(np.argmax(expected))
+    assert body["prediction_name"] == COLOURS[body["prediction"]]
+    # The input as the model saw it: RGB numbers and an RGB PNG of exactly those pixels.
+    np.testing.assert_allclose(np.array(body["input"]), pixels / 255.0, atol=5e-5)
+    np.testing.assert_array_equal(decode_png_url(body["input_image"]), pixels)
+    # Feature maps of a colour, non-28x28 model.
+    outputs = dict(colour_model.feature_maps(pixels[None]))
+    assert [(fm["layer"], fm["shape"]) for fm in body["feature_maps"]] == [
+        ("conv2d", [14, 18, 4]), ("max_pooling2d", [7, 9, 4])]
+    for fm in body["feature_maps"]:
+        out = outputs[fm["layer"]][0]
+        h, w, c = fm["shape"]
+        assert decode_png_url(fm["image"]).shape == (c * h, w)
+        np.testing.assert_allclose(fm["max"], out.max(axis=(0, 1)), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(fm["min"], out.min(axis=(0, 1)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("colour", range(3), ids=COLOURS)
+def test_colour_pictures_get_their_names(colour_client: TestClient, colour: int) -> None:
+    res = colour_client.post("/api/predict", json={"image": data_url(rgb_png(33, 47, seed=colour,
+                                                                         dominant=colour)),
+                                                   "include_maps": False})
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["prediction_name"] == COLOURS[colour]
+    assert body["feature_maps"] == []
+
+
+def test_colour_jpeg_with_exif_orientation(colour_client: TestClient,
+                                           colour_model: Sequential) -> None:
+    arr = np.zeros((30, 60, 3), np.uint8)
+    arr[:, :30, 0] = 255  # left half red, right half blue: rotating moves them
+    arr[:, 30:, 2] = 255
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=95, exif=exif.tobytes())
+    data = buf.getvalue()
+    pixels = resized_like_the_contract(data, (16, 20), "rgb")
+    body = colour_client.post("/api/predict", json={"image": data_url(data, "image/jpeg")}).json()
+    np.testing.assert_array_equal(decode_png_url(body["input_image"]), pixels)
+    np.testing.assert_allclose(body["probabilities"], colour_model.predict(pixels[None])[0],
+                               rtol=0, atol=1e-6)
+
+
+def test_colour_include_input_false(colour_client: TestClient) -> None:
+    body = colour_client.post("/api/predict", json={"image": data_url(rgb_png()),
+                                                    "include_input": False}).json()
+    assert body["input"] == []
+    assert decode_png_url(body["input_image"]).shape == (16, 20, 3)
+
+
+COLOUR_BAD: dict[str, tuple[dict[str, Any], int, str]] = {
+    "pixels": ({"pixels": A_DIGIT.tolist()}, 422, "'pixels' is only for digit models"),
+    "raw pixels": ({"pixels": A_DIGIT.tolist(), "prepare": False}, 422, "send the picture as"),
+    "decompression bomb": ({"image": data_url(fake_png_header(60000, 60000))}, 413, "too large"),
+    "too wide": ({"image": data_url(png_bytes(np.zeros((4, 2001, 3), np.uint8)))}, 413,
+                 "too large"),
+    "not an image": ({"image": data_url(b"hello, world" * 10)}, 400, "not an image"),
+    "truncated": ({"image": data_url(rgb_png()[:200])}, 400, "'image'"),
+    "bad base64": ({"image": "data:image/png;base64,@@@"}, 400, "base64"),
+    "both": ({"image": BLANK, "pixels": [[1]]}, 422, "exactly one of"),
+}
+
+
+@pytest.mark.parametrize("case", list(COLOUR_BAD), ids=list(COLOUR_BAD))
+def test_colour_model_bad_requests(colour_client: TestClient, case: str,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import cnnlab.preprocess
+
+    payload, status, needle = COLOUR_BAD[case]
+    decoded: list[Any] = []
+    real = cnnlab.preprocess.model_input
+    monkeypatch.setattr(cnnlab.preprocess, "model_input",
+                        lambda *a, **k: decoded.append(1) or real(*a, **k))
+    res = colour_client.post("/api/predict", json=payload)
+    assert res.status_code == status, res.text
+    assert needle.lower() in res.json()["detail"].lower(), res.json()["detail"]
+    if status == 413:
+        assert decoded == []  # refused from the header, before any decoding
+
+
+def test_colour_pixels_error_names_the_model_input(colour_client: TestClient) -> None:
+    detail = colour_client.post("/api/predict", json={"pixels": [[0, 255]]}).json()["detail"]
+    assert detail == ("'pixels' is only for digit models (28x28 grayscale); this model takes "
+                      "16x20 RGB pictures, resized: send the picture as 'image' (a PNG or JPEG, "
+                      "base64)")
+
+
+def test_colour_model_has_no_test_images(colour_client: TestClient) -> None:
+    res = colour_client.get("/api/random-test-image")
+    assert res.status_code == 404
+    assert "no test images for this model" in res.json()["detail"]
+
+
+def test_blank_picture_is_fine_for_a_resize_model(colour_client: TestClient) -> None:
+    # "no digit found" belongs to digit models: a black picture is just a picture here.
+    res = colour_client.post("/api/predict", json={"image": BLANK})
+    assert res.status_code == 200, res.text
+    np.testing.assert_array_equal(decode_png_url(res.json()["input_image"]), 0)
+
+
+def test_grayscale_resize_model_with_names() -> None:
+    from cnnlab.layers import Conv2D
+
+    m = Sequential([Conv2D(2, 3, activation="relu"), Flatten(), Dense(4), Activation("softmax")],
+                   input_shape=(12, 10, 1), seed=1)
+    m.class_names = ["circle", "square", "a rather long class name indeed", "star"]
+    client = TestClient(create_app(m))
+    info = client.get("/api/model").json()
+    assert info["preprocessing"] == {"mode": "resize", "size": [12, 10], "color": "grayscale"}
+    assert info["class_names"] == m.class_names
+    data = rgb_png(25, 31, seed=9)
+    body = client.post("/api/predict", json={"image": data_url(data)}).json()
+    pixels = resized_like_the_contract(data, (12, 10), "grayscale")
+    np.testing.assert_allclose(body["probabilities"], m.predict(pixels[None])[0], rtol=0,
+                               atol=1e-6)
+    assert np.array(body["input"]).shape == (12, 10)  # H rows of W values, as for digits
+    assert body["prediction_name"] == m.class_names[body["prediction"]]
+    assert client.post("/api/predict", json={"pixels": [[0]]}).status_code == 422
+
+
+def test_a_saved_colour_model_is_served_with_its_names(tmp_path: Any,
+                                                      colour_model: Sequential) -> None:
+    from cnnlab.saving import load_model
+
+    path = tmp_path / "colours.safetensors"
+    colour_model.save(path)
+    loaded = load_model(path, compile=False)
+    client = TestClient(create_app(loaded, source=str(path)))
+    info = client.get("/api/model").json()
+    assert (info["class_names"], info["preprocessing"]) == (COLOURS, COLOUR_PREP)
+    data = rgb_png(seed=5, dominant=1)
+    body = client.post("/api/predict", json={"image": data_url(data)}).json()
+    assert body["prediction_name"] == "green"
+
+
+def test_describe_model() -> None:
+    from cnnlab.serve.app import describe_model
+
+    assert describe_model(make_colour_model(train=False)) == (
+        "input 16x20x3 (RGB pictures resized to 16x20); 3 classes: red, green, blue")
+    m = Sequential([Flatten(), Dense(30), Activation("softmax")], input_shape=(8, 8, 1), seed=0)
+    m.class_names = [f"class number {i} with a long name" for i in range(30)]
+    line = describe_model(m)
+    assert line.startswith("input 8x8x1 (grayscale pictures resized to 8x8); 30 classes: "
+                           "class number 0 with a...,")
+    assert line.endswith(", ... (20 more)") and len(line) < 400
+
+
+def test_cli_prints_the_input_shape_and_class_names(
+    tmp_path: Any, colour_model: Sequential, capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uvicorn
+
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append((app, kw)))
+    path = tmp_path / "colours.safetensors"
+    colour_model.save(path)
+    parser = argparse.ArgumentParser(prog="cnnlab")
+    serve_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve", str(path), "--port", "8123"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines() == [
+        f"cnnlab serve: {path}",
+        "  input 16x20x3 (RGB pictures resized to 16x20); 3 classes: red, green, blue",
+        "  on http://localhost:8123/ (Ctrl-C to stop)",
+    ]
+    assert served and served[0][1]["port"] == 8123

@@ -436,3 +436,258 @@ def test_sizes_are_documented_formulas() -> None:
     rows, cols, w, h = F._mistakes_size(16)
     assert (rows, cols) == (2, 8) and (w, h) == (1.5 * 8, 1.85 * 2 + 0.5)
     assert F._grid(16) == (4, 4) and F._grid(8) == (3, 3) and F._grid(128) == (11, 12)
+
+
+# --------------------------------------------------------------------------- colour, names
+COLOURS = ["red", "green", "blue"]
+
+
+def colour_pictures(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy 16x20 RGB pictures, each brightest in one channel: 0 red, 1 green, 2 blue."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.integers(0, 90, (n, 16, 20, 3))
+    x[np.arange(n), :, :, y] += rng.integers(120, 166, (n, 1, 1))
+    return x.astype(np.uint8), y
+
+
+@pytest.fixture(scope="module")
+def colour_model() -> cnnlab.Sequential:
+    m = cnnlab.Sequential(
+        [cnnlab.Conv2D(4, 3, activation="relu"), cnnlab.MaxPooling2D(2), cnnlab.Flatten(),
+         cnnlab.Dense(3), cnnlab.Activation("softmax")],
+        input_shape=(16, 20, 3), seed=0,
+    )
+    m.compile("adam")
+    m.class_names = list(COLOURS)
+    m.preprocessing = {"mode": "resize", "size": [16, 20], "color": "rgb"}
+    x, y = colour_pictures(300, seed=1)
+    m.fit(x, y, epochs=10, batch_size=32, verbose=0)
+    return m
+
+
+@pytest.fixture(scope="module")
+def colour_data() -> tuple[np.ndarray, np.ndarray]:
+    x, y = colour_pictures(60, seed=2)
+    x[:3] = 255 - x[:3]  # a few odd pictures, for some mistakes
+    return x, y
+
+
+def test_rgb_input_is_drawn_in_colour(colour_model, colour_data, tmp_path: Path) -> None:
+    x, _ = colour_data
+    path = viz.feature_maps_figure(colour_model, x[0], path=tmp_path / "fm.png")
+    assert png_size(path) == (px(2.4 + 3.8 * 2), px(4.4))
+    fig, data = F._build_feature_maps(colour_model, x[0], ("conv2d", "max_pooling2d"))
+    drawn = np.asarray(fig.subfigs[0].axes[0].images[0].get_array())
+    assert drawn.shape == (16, 20, 3)  # one colour picture, not three channel maps
+    np.testing.assert_allclose(drawn, x[0] / 255.0, rtol=1e-6)
+    assert fig.subfigs[0].axes[0].get_title() == "input 16×20 RGB"
+    expected = dict(colour_model.feature_maps(x[:1]))
+    for name, maps in data.items():
+        np.testing.assert_array_equal(maps, expected[name][0])
+    # outputs and mistakes draw their pictures in colour too
+    fig, _ = F._build_outputs(colour_model, x[:2], None, columns=2)
+    pictures = [np.asarray(ax.images[0].get_array()) for ax in fig.axes if ax.images]
+    np.testing.assert_allclose(pictures[1], x[1] / 255.0, rtol=1e-6)
+
+
+def test_rgb_first_layer_filters_are_colour_images(colour_model, tmp_path: Path) -> None:
+    kernel = colour_model.get_layer("conv2d").kernel  # (3, 3, 3, 4)
+    data = viz.filters_data(colour_model)
+    np.testing.assert_array_equal(data["kernel"], kernel)
+    rgb = data["rgb"]
+    assert rgb.shape == (4, 3, 3, 3)
+    for f in range(4):
+        w = kernel[:, :, :, f].astype(np.float64)
+        np.testing.assert_allclose(rgb[f], (w - w.min()) / (w.max() - w.min()), rtol=1e-12)
+        assert rgb[f].min() == 0.0 and rgb[f].max() == 1.0
+    np.testing.assert_array_equal(viz.filter_images(kernel), rgb)
+
+    fig, _ = F._build_filters(colour_model, "conv2d", 32, 3)
+    drawn = [np.asarray(ax.images[0].get_array()) for ax in fig.axes if ax.images]
+    assert len(drawn) == 4  # one colour image per filter, no per-channel grid
+    for f, arr in enumerate(drawn):
+        np.testing.assert_array_equal(arr, rgb[f])
+    path = viz.filters_figure(colour_model, tmp_path / "filters.png")
+    assert png_size(path) == (px(1.1 * 4 + 0.3), px(1.25 + 0.7))
+    # the per-channel drawing stays available
+    path = viz.filters_figure(colour_model, tmp_path / "channels.png", rgb=False)
+    assert png_size(path) == (px(1.1 * 4 + 0.9), px(1.25 * 3 + 0.7))
+
+
+def test_filter_images_edge_cases(model) -> None:
+    flat = np.zeros((2, 2, 3, 2))
+    flat[..., 1] = np.arange(12).reshape(2, 2, 3)
+    images = viz.filter_images(flat)
+    np.testing.assert_array_equal(images[0], 0.5)  # a constant filter is grey
+    np.testing.assert_allclose(images[1], np.arange(12).reshape(2, 2, 3) / 11)
+    with pytest.raises(ShapeError, match=r"\(kh, kw, 3, C_out\)"):
+        viz.filter_images(np.zeros((3, 3, 1, 8)))
+    assert viz.filters_data(model)["rgb"] is None  # grayscale model: per-channel images
+    with pytest.raises(InvalidArgumentError, match="colour"):
+        viz.filters_figure(model, "never.png", rgb=True)
+    seed = cnnlab.seed_model(seed=0, input_shape=(12, 12, 3))
+    assert viz.filters_data(seed, "conv2d")["rgb"].shape == (16, 2, 2, 3)
+    assert viz.filters_data(seed, "conv2d_1")["rgb"] is None  # deeper layers: not RGB
+
+
+def test_short_names_and_class_names_for(model, colour_model) -> None:
+    assert viz.short_name("cat") == "cat"
+    assert viz.short_name("a" * 12) == "a" * 12
+    assert viz.short_name("golden retriever") == "golden retr…"
+    assert len(viz.short_name("x" * 100)) == viz.NAME_CHARS
+    assert viz.short_name("long name", 5) == "long…"
+    assert viz.class_names_for(colour_model, 3) == COLOURS
+    assert viz.class_names_for(model, 10) == [str(i) for i in range(10)]
+    assert viz.class_names_for(model, 2, ["a", "b"]) == ["a", "b"]
+    with pytest.raises(InvalidArgumentError, match="2 class names for 3 classes"):
+        viz.class_names_for(colour_model, 3, ["a", "b"])
+
+
+def test_outputs_name_the_classes(colour_model, colour_data) -> None:
+    x, y = colour_data
+    fig, data = F._build_outputs(colour_model, x[:4], y[:4], columns=2)
+    bar_axes = [ax for ax in fig.axes if ax.patches]
+    probs = colour_model.predict(x[:4])
+    for i, ax in enumerate(bar_axes):
+        assert [t.get_text() for t in ax.get_xticklabels()] == COLOURS
+        np.testing.assert_allclose([p.get_height() for p in ax.patches], probs[i], rtol=1e-6)
+        title = ax.get_title()
+        assert f"predicted {COLOURS[probs[i].argmax()]} (" in title
+        assert title.endswith(f"true {COLOURS[y[i]]}")
+        assert ax.get_xticklabels()[y[i]].get_fontweight() == "bold"
+
+
+def test_outputs_shorten_long_names(colour_model, colour_data) -> None:
+    x, y = colour_data
+    names = ["a very long first class name", "second", "third class, also long"]
+    fig, _ = F._build_outputs(colour_model, x[:1], y[:1], columns=1, class_names=names)
+    ax = next(ax for ax in fig.axes if ax.patches)
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["a very lo…", "second", "third cla…"]
+    assert all(t.get_rotation() == 45 for t in ax.get_xticklabels())
+    assert "\n" in ax.get_title()  # a long title goes on two lines
+    # beyond 20 classes the names stand upright
+    assert F._bar_tick_labels([f"class {i}" for i in range(21)])[1] == 90.0
+    assert F._bar_tick_labels([str(i) for i in range(10)]) == ([str(i) for i in range(10)], 0.0)
+
+
+def test_confusion_matrix_axes_carry_the_class_names(colour_model, colour_data,
+                                                     tmp_path: Path) -> None:
+    x, y = colour_data
+    m = viz.confusion_matrix(colour_model, x, y)
+    pred = colour_model.predict(x).argmax(axis=1)
+    np.testing.assert_array_equal(m, np.bincount(y * 3 + pred, minlength=9).reshape(3, 3))
+    assert viz.confusion_labels(COLOURS, 3) == COLOURS
+    assert viz.confusion_labels(None, 3) == ["0", "1", "2"]
+    assert viz.confusion_labels(["x" * 30, "b", "c"], 3) == ["x" * 11 + "…", "b", "c"]
+    with pytest.raises(InvalidArgumentError, match="2 class names for a 3x3 matrix"):
+        viz.confusion_labels(["a", "b"], 3)
+    fig = F._build_confusion(m, COLOURS)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == COLOURS
+    assert [t.get_text() for t in ax.get_yticklabels()] == COLOURS
+    path = viz.confusion_figure(m, tmp_path / "cm.png", class_names=COLOURS)
+    assert png_size(path) == (px(7.0), px(6.2))
+
+
+def test_mistakes_titles_use_the_names(colour_model, colour_data, tmp_path: Path) -> None:
+    x, y = colour_data
+    data = viz.mistakes_data(colour_model, x, y, n=4)
+    assert len(data["indices"]) > 0  # the inverted pictures
+    fig = F._draw_mistakes(data, 4, COLOURS)
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    for i, title in enumerate(titles):
+        assert title.startswith(f"pred {COLOURS[data['predicted'][i]]} (")
+        assert f"true {COLOURS[data['labels'][i]]} · #{data['indices'][i]}" in title
+    path = viz.mistakes_figure(colour_model, x, y, tmp_path / "m.png", n=4)
+    assert path.stat().st_size > 0
+
+
+def test_make_all_for_a_colour_model(colour_model, colour_data, tmp_path: Path) -> None:
+    x, y = colour_data
+    written = viz.make_all(colour_model, tmp_path / "all", x, y,
+                           {"loss": [1.0, 0.5], "accuracy": [0.5, 0.9]})
+    assert set(written) == set(viz.FIGURES)
+    for path in written.values():
+        png_size(path)
+        assert path.stat().st_size > 0
+    assert png_size(written["filters"]) == (px(1.1 * 4 + 0.3), px(1.25 + 0.7))
+
+
+def _write_image_folder(root: Path, seed: int, per_class: int,
+                        size: tuple[int, int] = (24, 30)) -> None:
+    """PATH/train/<class>/*.png and PATH/test/<class>/*.png, pictures of another size."""
+    rng = np.random.default_rng(seed)
+    for part in ("train", "test"):
+        for k, name in enumerate(COLOURS):
+            folder = root / part / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                arr = rng.integers(0, 90, (*size, 3))
+                arr[:, :, k] += 150
+                Image.fromarray(arr.astype(np.uint8)).save(folder / f"{i}.png")
+
+
+def test_cli_visualize_an_image_folder(colour_model, tmp_path: Path, capsys,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "colours"
+    _write_image_folder(data, seed=3, per_class=4)
+    model_path = tmp_path / "run" / "model.safetensors"
+    colour_model.save(model_path)
+    out = tmp_path / "figs"
+    args = _parser().parse_args(["visualize", str(model_path), "--data", str(data),
+                                 "--out", str(out), "--images", "4"])
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out.split()
+    names = [viz.FIGURE_NAMES[n] for n in viz.FIGURES if n != "curves"]
+    assert printed == [str(out / n) for n in names]
+    for name in names:
+        png_size(out / name)
+        assert (out / name).stat().st_size > 0
+
+    # The folder's classes (sorted: blue, green, red) are matched to the model's by name.
+    loaded = cnnlab.load_model(model_path)
+    x, y, class_names = viz_cli._test_data(str(data), loaded)
+    assert x.shape == (12, 16, 20, 3) and x.dtype == np.uint8
+    assert class_names == COLOURS
+    brightest = x.reshape(12, -1, 3).mean(axis=1).argmax(axis=1)
+    np.testing.assert_array_equal(y, brightest)  # label k: the picture is brightest in k
+
+
+def test_cli_visualize_needs_data_for_a_non_mnist_model(colour_model, tmp_path: Path) -> None:
+    model_path = tmp_path / "model.safetensors"
+    colour_model.save(model_path)
+    args = _parser().parse_args(["visualize", str(model_path), "--out", str(tmp_path),
+                                 "--which", "outputs"])
+    with pytest.raises(InvalidArgumentError, match="16x20x3.*--data"):
+        args.func(args)
+
+
+def test_cli_data_with_unknown_classes(colour_model, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CNNLAB_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "other"
+    for name in ("cat", "dog", "red"):
+        (data / name).mkdir(parents=True)
+        Image.new("RGB", (20, 16), (200, 10, 10)).save(data / name / "a.png")
+    with pytest.raises(InvalidArgumentError, match="classes the model does not know: cat, dog"):
+        viz_cli._test_data(str(data), colour_model)
+
+
+def test_cli_numbered_classes_keep_the_model_names(model) -> None:
+    fashion = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+               "Sneaker", "Bag", "Ankle boot"]
+    model.class_names = fashion
+    try:
+        y = np.array([3, 1, 4])
+        got, names = viz_cli._match_classes(model, [str(i) for i in range(10)], y, "idx")
+        np.testing.assert_array_equal(got, y)
+        assert names == fashion
+        assert viz.class_names_for(model, 10) == fashion
+        fig = F._build_confusion(np.eye(10, dtype=int), names)
+        assert [t.get_text() for t in fig.axes[0].get_xticklabels()][:3] == [
+            "T-shirt/top", "Trouser", "Pullover"]
+    finally:
+        model.class_names = None

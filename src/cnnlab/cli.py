@@ -199,7 +199,8 @@ def _train_figures(model: Any, out: Path, x_test: Any, y_test: Any,
     if history:
         paths.append(viz.curves_figure(history, out / "curves.png"))
     matrix = viz.confusion_matrix(model, x_test, y_test)
-    paths.append(viz.confusion_figure(matrix, out / "confusion_matrix.png"))
+    names = [model.class_name(i) for i in range(model.num_classes)]
+    paths.append(viz.confusion_figure(matrix, out / "confusion_matrix.png", class_names=names))
     print("Wrote " + ", ".join(str(p) for p in paths))
 
 

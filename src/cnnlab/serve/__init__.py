@@ -1,4 +1,4 @@
-"""The browser demo: ``cnnlab serve`` runs a page where you draw a digit and watch the CNN.
+"""The browser demo: ``cnnlab serve``: draw a digit or drop a picture, and watch the CNN.
 
 :func:`create_app` (in :mod:`cnnlab.serve.app`) builds the FastAPI application
 around a model; :mod:`cnnlab.serve.cli` adds the ``serve`` subcommand. FastAPI

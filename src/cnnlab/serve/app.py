@@ -1,35 +1,49 @@
 """The browser demo's web application: a JSON API around a model, and the page.
 
-:func:`create_app` wraps any built :class:`~cnnlab.Sequential` whose input is a
-28x28 grayscale image (``input_shape`` ``(28, 28, 1)``) in a FastAPI app:
+:func:`create_app` wraps any built :class:`~cnnlab.Sequential` that takes
+images, ``input_shape`` ``(H, W, 1)`` or ``(H, W, 3)``, in a FastAPI app. How a
+picture becomes the model's input follows ``model.preprocessing``
+(:func:`input_spec`): ``"digit"`` (the slides' MNIST preparation, for 28x28
+grayscale digit models; the default for ``(28, 28, 1)``) or ``"resize"``
+(decoded, EXIF-oriented, resized bilinear to H x W, grayscale or RGB, by
+:func:`cnnlab.preprocess.model_input`; the default for every other shape).
 
 ``GET /``
-    The drawing page (``static/index.html``; no external resources).
+    The page (``static/index.html``; no external resources): drop or choose an
+    image file for any model; a drawing canvas for digit models.
 ``GET /api/model``
-    :class:`ModelInfo`: name, shapes, parameter count, the layer list, the
-    Keras-style summary, and which layers have feature maps shown.
+    :class:`ModelInfo`: name, shapes, parameter count, class names, the
+    preparation of pictures, what the page offers (``drawing``, ``pixels``,
+    ``test_images``), the layer list, the Keras-style summary, and which layers
+    have feature maps shown.
 ``POST /api/predict``
     :class:`PredictRequest` -> :class:`Prediction`. Give exactly one of
     ``image`` (a base64 ``data:image/png;base64,...`` URL, or bare base64, of a
-    PNG/JPEG/GIF/BMP/WebP at most 2000x2000 pixels) or ``pixels`` (an HxW list
-    of rows of numbers in [0, 255], H and W at most 2000). With ``prepare``
-    true (the default) the picture is prepared as MNIST's digits were by
-    :func:`cnnlab.preprocess.prepare_image` / :func:`~cnnlab.preprocess.prepare_array`,
-    the code ``cnnlab predict`` uses; with ``prepare`` false, ``pixels`` must
-    already be a 28x28 MNIST-style image (white digit on black) and is only
-    scaled to [0, 1] (:func:`cnnlab.preprocess.scale_pixels`, the scaling of
-    :func:`~cnnlab.datasets.to_model_input`).
+    PNG/JPEG/GIF/BMP/WebP at most 2000x2000 pixels) or ``pixels`` (digit models
+    only: an HxW list of rows of numbers in [0, 255], H and W at most 2000).
+    For a digit model, with ``prepare`` true (the default) the picture is
+    prepared as MNIST's digits were by :func:`cnnlab.preprocess.prepare_image` /
+    :func:`~cnnlab.preprocess.prepare_array`, the code ``cnnlab predict`` uses;
+    with ``prepare`` false, ``pixels`` must already be a 28x28 MNIST-style image
+    (white digit on black) and is only scaled to [0, 1]
+    (:func:`cnnlab.preprocess.scale_pixels`). For a resize model, ``image`` goes
+    through :func:`cnnlab.preprocess.model_input`. The answer holds the class
+    probabilities with the class names (``classes``, ``prediction_name``), the
+    input the model saw (``input``, ``input_image``) and the feature maps.
 ``GET /api/random-test-image[?index=N]``
     :class:`RandomTestImage`: an MNIST test image (random, or number ``N``),
     its true label, and the model's prediction for it as it is (MNIST's
-    images are already prepared).
+    images are already prepared). Digit models with 10 classes named 0..9 only
+    (``ModelInfo.test_images``); 404 for the others.
 
 Every response to a bad request is a 4xx with a JSON body ``{"detail": "..."}``
 (a human-readable message; schema errors add ``errors``, a list of
 ``{"loc", "msg", "type"}``): 400 malformed data (invalid JSON, bad base64, not an image),
-413 too large (body over 2 MB, image over 2000x2000), 415 a body that is not
-JSON, 422 a request that does not fit the schema, or a picture without a digit
-(``"no digit found"``).
+404 no test images for this model, 413 too large (body over 2 MB, image over
+2000x2000, a decompression bomb: refused from its header, before decoding),
+415 a body that is not JSON, 422 a request that does not fit the schema or the
+model (``pixels`` for a model that is not a digit model), or a picture without a
+digit (``"no digit found"``).
 
 The model is shared by FastAPI's worker threads; its layers keep per-call
 state (caches, shapes), so every forward pass runs under one lock. Decoding and
@@ -58,7 +72,14 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cnnlab.errors import CnnlabError, DataFormatError, InvalidArgumentError, NoDigitError
+from cnnlab import preprocess
+from cnnlab.errors import (
+    CnnlabError,
+    DataFormatError,
+    ImageTooLargeError,
+    InvalidArgumentError,
+    NoDigitError,
+)
 from cnnlab.layers import AveragePooling2D, Conv2D, MaxPooling2D
 from cnnlab.ops import parallel
 from cnnlab.preprocess import prepare_array, prepare_image, scale_pixels, to_model_input
@@ -68,12 +89,16 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_IMAGE_SIDE",
     "FeatureMap",
+    "InputSpec",
     "LayerInfo",
     "ModelInfo",
     "PredictRequest",
     "Prediction",
     "RandomTestImage",
+    "class_names_of",
     "create_app",
+    "describe_model",
+    "input_spec",
     "small_model",
 ]
 
@@ -96,7 +121,7 @@ Pixel = Annotated[float, Field(strict=True, ge=0, le=255, allow_inf_nan=False)]
 
 
 class PredictRequest(BaseModel):
-    """A picture of one digit: exactly one of ``image`` and ``pixels``."""
+    """One picture: exactly one of ``image`` and ``pixels`` (``pixels``: digit models only)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -112,15 +137,16 @@ class PredictRequest(BaseModel):
         None,
         description=(
             "A PNG (or JPEG, GIF, BMP, WebP) as a data URL 'data:image/png;base64,...' or "
-            f"bare base64; at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels. Any size, "
-            "colour mode and polarity: it is prepared as MNIST's digits were."
+            f"bare base64; at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels, any size and "
+            "colour mode. A digit model prepares it as MNIST's digits were (any polarity); "
+            "other models resize it to their input size (model.preprocessing)."
         ),
     )
     pixels: list[list[Pixel]] | None = Field(
         None,
         description=(
-            "A grayscale image as H rows of W numbers in [0, 255] (H, W at most "
-            f"{MAX_IMAGE_SIDE}). Light-on-dark or dark-on-light."
+            "Digit models only: a grayscale image as H rows of W numbers in [0, 255] "
+            f"(H, W at most {MAX_IMAGE_SIDE}). Light-on-dark or dark-on-light."
         ),
     )
     prepare: bool = Field(
@@ -133,6 +159,13 @@ class PredictRequest(BaseModel):
     )
     include_maps: bool = Field(
         True, description="Return the feature maps of the convolution and pooling layers."
+    )
+    include_input: bool = Field(
+        True,
+        description=(
+            "Return the model's input as numbers ('input'); false leaves it empty (large "
+            "inputs make large answers). 'input_image' is always returned."
+        ),
     )
 
     @model_validator(mode="after")
@@ -174,10 +207,24 @@ class FeatureMap(BaseModel):
 class Prediction(BaseModel):
     """The model's answer for one image."""
 
-    prediction: int = Field(description="The most probable class.")
+    prediction: int = Field(description="The most probable class (its index).")
+    prediction_name: str = Field(
+        description="The most probable class's name ('7' for a model without class names)."
+    )
     probabilities: list[float] = Field(description="One probability per class; they sum to 1.")
-    input: list[list[float]] = Field(
-        description="The 28x28 image the model saw, values in [0, 1] (white digit on black)."
+    classes: list[str] = Field(
+        description="The class names, in the order of 'probabilities' (the indices as "
+        "strings for a model without names)."
+    )
+    input: list[list[float]] | list[list[list[float]]] = Field(
+        description=(
+            "The image the model saw, values in [0, 1]: H rows of W values for a grayscale "
+            "model (a digit model: 28x28, white digit on black), H rows of W [R, G, B] for a "
+            "colour model. Empty when 'include_input' is false."
+        )
+    )
+    input_image: str = Field(
+        description="The image the model saw as a PNG data URL, W x H (grayscale or RGB)."
     )
     feature_maps: list[FeatureMap] = Field(
         description="One entry per Conv2D and pooling layer, in order (empty if not asked)."
@@ -202,6 +249,17 @@ class LayerInfo(BaseModel):
     feature_maps: bool = Field(description="Whether /api/predict returns its feature maps.")
 
 
+class InputSpec(BaseModel):
+    """How a picture becomes the model's input."""
+
+    mode: str = Field(
+        description="'digit': prepared as MNIST's digits were (crop, fit in 20x20, centre "
+        "by mass in 28x28, white on black); 'resize': resized bilinear to size, as is."
+    )
+    size: list[int] = Field(description="[H, W]: the input's size.")
+    color: str = Field(description="'grayscale' or 'rgb'.")
+
+
 class ModelInfo(BaseModel):
     """What the server runs."""
 
@@ -210,6 +268,15 @@ class ModelInfo(BaseModel):
     input_shape: list[int]
     output_shape: list[int]
     num_classes: int
+    class_names: list[str] = Field(
+        description="One name per class (the indices as strings for a model without names)."
+    )
+    preprocessing: InputSpec
+    drawing: bool = Field(description="Whether the page offers the drawing canvas (digit models).")
+    pixels: bool = Field(description="Whether /api/predict accepts 'pixels' (digit models).")
+    test_images: bool = Field(
+        description="Whether /api/random-test-image serves MNIST test digits for this model."
+    )
     params: int
     layers: list[LayerInfo]
     summary: str = Field(description="Keras-style summary table.")
@@ -311,13 +378,99 @@ class BodySizeLimit:
 # ----------------------------------------------------------------------------- helpers
 
 
-def png_data_url(gray: np.ndarray) -> str:
-    """A 2-D uint8 array as a grayscale PNG data URL."""
+def png_data_url(pixels: np.ndarray) -> str:
+    """A uint8 array as a PNG data URL: ``(H, W)`` grayscale, ``(H, W, 3)`` RGB."""
+    arr = np.ascontiguousarray(pixels, dtype=np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(gray, dtype=np.uint8), mode="L").save(
-        buf, format="PNG", compress_level=1
-    )
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def image_shape(model: Any) -> tuple[int, int, int]:
+    """The model's input as ``(H, W, C)``, C = 1 or 3, or InvalidArgumentError."""
+    shape = tuple(getattr(model, "input_shape", None) or ())
+    full = (*shape, 1) if len(shape) == 2 else shape
+    if len(full) != 3 or full[2] not in (1, 3) or min(full) < 1:
+        raise InvalidArgumentError(
+            "the demo needs a model taking images, input_shape (H, W, 1) (grayscale) or "
+            f"(H, W, 3) (RGB); this one takes {shape or 'nothing (not built)'}"
+        )
+    return int(full[0]), int(full[1]), int(full[2])
+
+
+def input_spec(model: Any) -> InputSpec:
+    """How a picture becomes ``model``'s input, from ``model.preprocessing``.
+
+    ``None`` means ``"digit"`` for a ``(28, 28, 1)`` model and a resize to the
+    model's input size and channels otherwise.
+
+    Raises:
+        InvalidArgumentError: the model does not take images, or its
+            ``preprocessing`` is malformed or does not produce its input shape.
+    """
+    h, w, c = image_shape(model)
+    color = "rgb" if c == 3 else "grayscale"
+    prep = getattr(model, "preprocessing", None)
+    if prep is None:
+        prep = {"mode": "digit" if (h, w, c) == (28, 28, 1) else "resize"}
+    if not isinstance(prep, dict) or prep.get("mode") not in ("digit", "resize"):
+        raise InvalidArgumentError(
+            f"model.preprocessing must be {{'mode': 'digit'}} or {{'mode': 'resize', "
+            f"'size': [H, W], 'color': 'grayscale' | 'rgb'}}, got {prep!r}"
+        )
+    if prep["mode"] == "digit":
+        if (h, w, c) != (28, 28, 1):
+            raise InvalidArgumentError(
+                "model.preprocessing is 'digit' (28x28 grayscale, prepared as MNIST's "
+                f"digits), but the model takes {h}x{w}x{c} images"
+            )
+        return InputSpec(mode="digit", size=[28, 28], color="grayscale")
+    size = prep.get("size", [h, w])
+    want = prep.get("color", color)
+    if not isinstance(size, (list, tuple)) or [*size] != [h, w] or want != color:
+        raise InvalidArgumentError(
+            f"model.preprocessing resizes pictures to {size!r} {want!r}, but the model "
+            f"takes {h}x{w}x{c} images ({color})"
+        )
+    return InputSpec(mode="resize", size=[h, w], color=color)
+
+
+def class_names_of(model: Any) -> list[str]:
+    """One name per output class: ``model.class_names``, or the indices as strings."""
+    k = int(np.prod(model.output_shape))
+    names = getattr(model, "class_names", None)
+    if names is not None and len(names) == k:
+        return [str(n) for n in names]
+    return [str(i) for i in range(k)]
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_model(model: Any, max_names: int = 10, max_chars: int = 24) -> str:
+    """One line for a terminal: the input and the classes (ASCII; long lists shortened).
+
+    >>> from cnnlab.zoo import small_cnn
+    >>> describe_model(small_cnn(seed=0))
+    'input 28x28x1 (grayscale digits, prepared as MNIST); 10 classes: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9'
+    """
+    h, w, c = image_shape(model)
+    spec = input_spec(model)
+    how = ("grayscale digits, prepared as MNIST" if spec.mode == "digit"
+           else f"{'RGB' if spec.color == 'rgb' else 'grayscale'} pictures resized to {h}x{w}")
+    names = class_names_of(model)
+    shown = ", ".join(_short(n, max_chars) for n in names[:max_names])
+    if len(names) > max_names:
+        shown += f", ... ({len(names) - max_names} more)"
+    return f"input {h}x{w}x{c} ({how}); {len(names)} classes: {shown}"
+
+
+def has_test_images(model: Any, spec: InputSpec) -> bool:
+    """Whether MNIST's test digits fit ``model``: a digit model whose 10 classes are 0..9."""
+    return spec.mode == "digit" and class_names_of(model) == [str(i) for i in range(10)]
 
 
 def decode_image_field(text: str) -> bytes:
@@ -366,31 +519,50 @@ def check_image_bytes(data: bytes) -> None:
         )
 
 
-def prepared_input(req: PredictRequest, frame: tuple[int, int]) -> np.ndarray:
-    """The model's 2-D input for a validated request (float32 in [0, 1]), or ApiError."""
+def _unit_input(arr: Any, shape: tuple[int, int, int]) -> np.ndarray:
+    """An example from :func:`cnnlab.preprocess.model_input` as float32 ``(H, W, C)`` in [0, 1]."""
+    x = np.asarray(arr)
+    if x.size != int(np.prod(shape)):
+        raise ValueError(f"model_input returned shape {x.shape}, expected {shape}")
+    x = x.reshape(shape)
+    return scale_pixels(x) if x.dtype == np.uint8 else x.astype(np.float32)
+
+
+def prepared_input(req: PredictRequest, model: Any, spec: InputSpec) -> np.ndarray:
+    """The model's input for a validated request: float32 ``(H, W, C)`` in [0, 1], or ApiError."""
+    h, w, c = spec.size[0], spec.size[1], 3 if spec.color == "rgb" else 1
     try:
         if req.image is not None:
             data = decode_image_field(req.image)
-            check_image_bytes(data)
-            return prepare_image(data, name="'image'")
-        arr = np.asarray(req.pixels, dtype=np.float64)
-        h, w = arr.shape
-        if not req.prepare:
-            if (h, w) != frame:
-                raise ApiError(
-                    422,
-                    f"'prepare': false needs a {frame[0]}x{frame[1]} 'pixels' image, "
-                    f"got {h}x{w}",
-                )
-            return scale_pixels(arr)
-        if h > MAX_IMAGE_SIDE or w > MAX_IMAGE_SIDE:
+            check_image_bytes(data)  # bombs and oversize pictures: refused before decoding
+            if spec.mode == "digit":
+                return prepare_image(data, name="'image'")[..., None]
+            return _unit_input(preprocess.model_input(data, model, name="'image'"), (h, w, c))
+        if spec.mode != "digit":
             raise ApiError(
-                413, f"'pixels' too large: {h}x{w}, at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}"
+                422,
+                f"'pixels' is only for digit models (28x28 grayscale); this model takes "
+                f"{h}x{w} {'RGB' if c == 3 else 'grayscale'} pictures, resized: send the "
+                "picture as 'image' (a PNG or JPEG, base64)",
+            )
+        arr = np.asarray(req.pixels, dtype=np.float64)
+        ph, pw = arr.shape
+        if not req.prepare:
+            if (ph, pw) != (h, w):
+                raise ApiError(
+                    422, f"'prepare': false needs a {h}x{w} 'pixels' image, got {ph}x{pw}"
+                )
+            return scale_pixels(arr)[..., None]
+        if ph > MAX_IMAGE_SIDE or pw > MAX_IMAGE_SIDE:
+            raise ApiError(
+                413, f"'pixels' too large: {ph}x{pw}, at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}"
             )
         # Values in [0, 255]; as floats in [0, 1] prepare_array never guesses the range.
-        return prepare_array(scale_pixels(arr, np.float64), name="'pixels'")
+        return prepare_array(scale_pixels(arr, np.float64), name="'pixels'")[..., None]
     except NoDigitError:
         raise ApiError(422, "no digit found: the picture is blank") from None
+    except ImageTooLargeError as e:  # a decompression bomb that got past the header check
+        raise ApiError(413, str(e)) from None
     except DataFormatError as e:  # ImageDecodeError: bytes Pillow cannot decode
         raise ApiError(400, str(e)) from None
     except CnnlabError as e:  # InvalidArgumentError: not an image's shape or values
@@ -465,20 +637,21 @@ def create_app(model: Any, source: str | None = None) -> FastAPI:
     """The demo's FastAPI application around ``model``.
 
     Args:
-        model: a built :class:`~cnnlab.Sequential` taking ``(28, 28, 1)`` images
-            (``(28, 28)`` also works) and returning class probabilities.
+        model: a built :class:`~cnnlab.Sequential` taking images, ``(H, W, 1)``
+            or ``(H, W, 3)`` (``(H, W)`` also works), and returning class
+            probabilities. Its ``class_names`` and ``preprocessing`` (see
+            :func:`input_spec`) say what the classes are called and how a
+            picture becomes its input.
         source: where the model came from (shown by ``/api/model``).
 
     Raises:
-        InvalidArgumentError: the model is not built or does not take 28x28 images.
+        InvalidArgumentError: the model is not built, does not take images, or
+            its ``preprocessing`` does not fit its input shape.
     """
-    shape = tuple(getattr(model, "input_shape", None) or ())
-    if shape not in ((28, 28, 1), (28, 28)):
-        raise InvalidArgumentError(
-            f"the demo needs a model taking 28x28 grayscale images, input_shape (28, 28, 1); "
-            f"this one takes {shape or 'nothing (not built)'}"
-        )
-    frame = (28, 28)
+    spec = input_spec(model)
+    names = class_names_of(model)
+    test_images = has_test_images(model, spec)
+    model_shape = tuple(int(d) for d in model.input_shape)
     lock = threading.Lock()
     rng = random.Random()
     test_set: dict[str, np.ndarray] = {}
@@ -487,8 +660,9 @@ def create_app(model: Any, source: str | None = None) -> FastAPI:
         title="cnnlab demo",
         version="1",
         description=(
-            "Draw a digit, see what a convolutional network makes of it: class "
-            "probabilities and the feature maps of every convolution and pooling layer. "
+            "Give a picture (or, for a digit model, draw a digit), see what a convolutional "
+            "network makes of it: class probabilities and the feature maps of every "
+            "convolution and pooling layer. "
             f"Bodies up to {MAX_BODY_BYTES} bytes, images up to "
             f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels. Errors are 4xx with a JSON "
             "'detail' message."
@@ -537,8 +711,8 @@ def create_app(model: Any, source: str | None = None) -> FastAPI:
             {"detail": f"internal error: {type(exc).__name__}"}, status_code=500
         )
 
-    def run_model(x: np.ndarray, include_maps: bool) -> dict[str, Any]:
-        batch = x[None, :, :, None] if len(shape) == 3 else x[None]
+    def run_model(x: np.ndarray, include_maps: bool, include_input: bool = True) -> dict[str, Any]:
+        batch = x.reshape(1, *model_shape)
         # One request at a time runs the model; BLAS on one thread, so the
         # other requests' decoding and encoding get the other core (measured
         # on 2 cores, 8 requests in flight, no feature maps: 227-282 against
@@ -550,10 +724,15 @@ def create_app(model: Any, source: str | None = None) -> FastAPI:
         if include_maps:
             maps = [encode_maps(layer, out) for layer, (_, out)
                     in zip(model.layers, outputs, strict=True) if is_map_layer(layer)]
+        top = int(np.argmax(probs))
+        shown = x[:, :, 0] if x.shape[2] == 1 else x
         return {
-            "prediction": int(np.argmax(probs)),
+            "prediction": top,
+            "prediction_name": names[top],
             "probabilities": [float(p) for p in probs],
-            "input": np.round(x.astype(np.float64), 4).tolist(),
+            "classes": names,
+            "input": np.round(shown.astype(np.float64), 4).tolist() if include_input else [],
+            "input_image": png_data_url(np.rint(np.clip(shown, 0.0, 1.0) * 255.0)),
             "feature_maps": maps,
         }
 
@@ -578,6 +757,11 @@ def create_app(model: Any, source: str | None = None) -> FastAPI:
             input_shape=list(model.input_shape),
             output_shape=list(model.output_shape),
             num_classes=int(np.prod(model.output_shape)),
+            class_names=names,
+            preprocessing=spec,
+            drawing=spec.mode == "digit",
+            pixels=spec.mode == "digit",
+            test_images=test_images,
             params=int(model.count_params()),
             layers=[
                 LayerInfo(name=str(la.name), type=la.kind, output_shape=list(la.output_shape),
@@ -590,17 +774,24 @@ def create_app(model: Any, source: str | None = None) -> FastAPI:
     @app.post("/api/predict", response_model=Prediction, responses=errors_doc,
               tags=["predict"])
     def predict(req: PredictRequest) -> dict[str, Any]:
-        """Classify one picture of a digit; return probabilities and feature maps."""
-        x = prepared_input(req, frame)
-        return run_model(x, req.include_maps)
+        """Classify one picture; return probabilities, class names and feature maps."""
+        x = prepared_input(req, model, spec)
+        return run_model(x, req.include_maps, req.include_input)
 
-    @app.get("/api/random-test-image", response_model=RandomTestImage, responses=errors_doc,
-             tags=["predict"])
+    @app.get("/api/random-test-image", response_model=RandomTestImage,
+             responses={**errors_doc, 404: {"model": ErrorResponse}}, tags=["predict"])
     def random_test_image(
         index: Annotated[int | None, Query(ge=0, description="A test-set index.")] = None,
         include_maps: bool = True,
     ) -> dict[str, Any]:
-        """An MNIST test image (random unless ``index`` is given), its label and prediction."""
+        """An MNIST test image (random unless ``index`` is given), its label and prediction.
+
+        Only for digit models whose 10 classes are 0..9 (404 for the others).
+        """
+        if not test_images:
+            raise ApiError(
+                404, "no test images for this model: /api/random-test-image serves MNIST "
+                     "digits, for digit models (28x28 grayscale) with the classes 0..9")
         x_test, y_test = load_test_set()
         if index is None:
             index = rng.randrange(len(x_test))
@@ -608,7 +799,7 @@ def create_app(model: Any, source: str | None = None) -> FastAPI:
             raise ApiError(422, f"index {index} is out of range: the test set has "
                                 f"{len(x_test)} images (0..{len(x_test) - 1})")
         raw = x_test[index]
-        x = to_model_input(raw)[0, :, :, 0]  # exactly the training input
+        x = to_model_input(raw)[0]  # exactly the training input
         result = run_model(x, include_maps)
         result.update(index=int(index), label=int(y_test[index]), image=png_data_url(raw))
         return result

@@ -4,9 +4,12 @@ Usage::
 
     cnnlab serve [MODEL] [--host 127.0.0.1] [--port 8000]
 
-``MODEL`` is a ``.safetensors`` model file saved by cnnlab; without it the
-shipped trained model is used. Open ``http://HOST:PORT/`` in a browser; the
-JSON API is described at ``/openapi.json``.
+``MODEL`` is a ``.safetensors`` model file saved by cnnlab (any image model:
+grayscale or RGB, any input size, with its class names); without it the
+shipped trained MNIST model is used. At start it prints the model's input
+shape, how pictures are prepared, and its class names (shortened). Open
+``http://HOST:PORT/`` in a browser; the JSON API is described at
+``/openapi.json``.
 
 As with every ``cnnlab`` command, a user's mistake (a missing or corrupt model
 file, a bad argument, a port that cannot be used, the ``serve`` extra not
@@ -24,10 +27,12 @@ def register(subparsers: Any) -> None:
     """Add the ``serve`` subcommand to ``subparsers`` (from ``add_subparsers()``)."""
     parser = subparsers.add_parser(
         "serve",
-        help="run the browser demo: draw a digit, see the prediction and the feature maps",
+        help="run the browser demo: give a picture (or draw a digit), see the prediction "
+             "and the feature maps",
         description=(
-            "Serve the browser demo: a page where you draw a digit and see the model's class "
-            "probabilities and the feature maps of its convolution and pooling layers, "
+            "Serve the browser demo: a page where you drop or choose an image file (or, for a "
+            "digit model, draw a digit) and see the model's class probabilities, with the "
+            "class names, and the feature maps of its convolution and pooling layers, "
             "with a JSON API (described at /openapi.json)."
         ),
     )
@@ -67,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from cnnlab.serve.app import create_app
+        from cnnlab.serve.app import create_app, describe_model
     except ImportError as e:
         return _error(f"{e.name or e}: the demo needs FastAPI and uvicorn; "
                       "install them with: pip install 'cnnlab[serve]'")
@@ -81,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
         return _error(f"{e.filename or ''}: {e.strerror}{hint}")
     host = "localhost" if args.host in ("127.0.0.1", "::1", "0.0.0.0", "::") else args.host
-    print(f"cnnlab serve: {path} on http://{host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    print(f"cnnlab serve: {path}\n  {describe_model(model)}\n"
+          f"  on http://{host}:{args.port}/ (Ctrl-C to stop)", flush=True)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     except SystemExit as e:  # uvicorn exits when it cannot start, e.g. the port is taken

@@ -2,12 +2,16 @@
 
 * :func:`feature_maps_figure`: the input beside the maps of chosen layers.
 * :func:`outputs_figure`: images beside their softmax outputs.
-* :func:`filters_figure`: the first convolution's learned filters.
+* :func:`filters_figure`: the first convolution's learned filters (in colour
+  for an RGB model: :func:`filter_images`).
 * :func:`curves_figure`: loss and accuracy per epoch.
 * :func:`confusion_matrix`, :func:`confusion_figure`, :func:`mistakes_figure`.
 * :func:`padding_figure`, :func:`pooling_figure`: the padding modes and pooling
   computed by :mod:`cnnlab.ops` on small arrays.
 * :func:`make_all`: all of them into one folder.
+
+Grayscale and RGB models of any input size work; classes are named with the
+model's class names (:func:`class_names_for`, shortened by :func:`short_name`).
 
 Each ``*_figure`` writes a PNG and returns its path; the ``*_data`` functions
 return the numbers drawn. No global matplotlib state is touched (no pyplot).
@@ -22,12 +26,16 @@ from cnnlab.viz.names import DEFAULT_LAYERS, FIGURE_NAMES, FIGURES
 if TYPE_CHECKING:  # matplotlib is imported on first use, not with the package
     from cnnlab.viz.figures import (
         DPI,
+        NAME_CHARS,
         as_model_batch,
+        class_names_for,
         confusion_figure,
+        confusion_labels,
         confusion_matrix,
         curves_figure,
         feature_maps_data,
         feature_maps_figure,
+        filter_images,
         filters_data,
         filters_figure,
         load_history,
@@ -40,6 +48,7 @@ if TYPE_CHECKING:  # matplotlib is imported on first use, not with the package
         padding_figure,
         pooling_data,
         pooling_figure,
+        short_name,
     )
 
 __all__ = [
@@ -47,12 +56,16 @@ __all__ = [
     "DPI",
     "FIGURES",
     "FIGURE_NAMES",
+    "NAME_CHARS",
     "as_model_batch",
+    "class_names_for",
     "confusion_figure",
+    "confusion_labels",
     "confusion_matrix",
     "curves_figure",
     "feature_maps_data",
     "feature_maps_figure",
+    "filter_images",
     "filters_data",
     "filters_figure",
     "load_history",
@@ -65,6 +78,7 @@ __all__ = [
     "padding_figure",
     "pooling_data",
     "pooling_figure",
+    "short_name",
 ]
 
 

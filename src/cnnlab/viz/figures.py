@@ -11,6 +11,12 @@ so the functions are safe to call from a web server's threads.
 
 Sizes are fixed by ``figsize`` and :data:`DPI` (no tight bounding box), so a
 figure's pixel size depends only on its arguments; each docstring gives it.
+
+Any image model works: grayscale or RGB inputs of any size. An RGB input is
+drawn in colour; the first convolution of an RGB model is drawn as small
+colour images (:func:`filter_images`); the per-class figures name the classes
+with ``model.class_name(i)`` (:func:`class_names_for`), long names shortened
+by :func:`short_name`.
 """
 
 from __future__ import annotations
@@ -111,6 +117,45 @@ def _one_image(model: Any, image: Any) -> np.ndarray:
     return batch
 
 
+# --------------------------------------------------------------------------- class names
+NAME_CHARS = 12
+"""Longest class name drawn on an axis before it is shortened (:func:`short_name`)."""
+
+
+def short_name(name: Any, max_chars: int = NAME_CHARS) -> str:
+    """``name`` as a string of at most ``max_chars`` characters, a cut marked with "…".
+
+    >>> short_name("golden retriever", 8)
+    'golden…'
+    >>> short_name("cat", 8)
+    'cat'
+    """
+    text = str(name)
+    if len(text) <= max_chars:
+        return text
+    return text[: max(1, max_chars - 1)].rstrip() + "…"
+
+
+def class_names_for(model: Any, k: int, class_names: Sequence[Any] | None = None) -> list[str]:
+    """The full names of ``k`` classes: ``class_names`` if given, else the model's
+    (``model.class_name(i)``), else the indices ``"0" .. "k-1"``.
+
+    Raises:
+        InvalidArgumentError: ``class_names`` does not hold ``k`` names.
+    """
+    if class_names is not None:
+        names = [str(n) for n in class_names]
+        if len(names) != k:
+            raise InvalidArgumentError(f"{len(names)} class names for {k} classes")
+        return names
+    own = getattr(model, "class_names", None) if model is not None else None
+    if own is not None and len(own) == k:
+        if hasattr(model, "class_name"):
+            return [str(model.class_name(i)) for i in range(k)]
+        return [str(n) for n in own]
+    return [str(i) for i in range(k)]
+
+
 def _display(img: np.ndarray) -> np.ndarray:
     """One model input ``(H, W, C)`` as something ``imshow`` draws: gray or RGB."""
     if img.shape[-1] == 1:
@@ -121,11 +166,15 @@ def _display(img: np.ndarray) -> np.ndarray:
 
 
 def _show_image(ax: Any, img: np.ndarray) -> None:
+    """One model input: grayscale with a gray colour map, RGB in colour (clipped to [0, 1])."""
     disp = _display(img)
-    lo, hi = float(disp.min()), float(disp.max())
-    in_unit = lo >= 0.0 and hi <= 1.0
-    ax.imshow(disp, cmap="gray", vmin=0.0 if in_unit else None, vmax=1.0 if in_unit else None,
-              interpolation="nearest")
+    if disp.ndim == 3:
+        ax.imshow(disp, interpolation="nearest")
+    else:
+        lo, hi = float(disp.min()), float(disp.max())
+        in_unit = lo >= 0.0 and hi <= 1.0
+        ax.imshow(disp, cmap="gray", vmin=0.0 if in_unit else None,
+                  vmax=1.0 if in_unit else None, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -210,7 +259,8 @@ def _build_feature_maps(
     subs = fig.subfigures(1, n + 1, width_ratios=[FM_INPUT_W] + [FM_PANEL_W] * n, wspace=0)
     ax = subs[0].add_axes((0.08, 0.2, 0.84, 0.6))
     _show_image(ax, x)
-    ax.set_title(f"input {x.shape[0]}×{x.shape[1]}", fontsize=11)
+    colour = " RGB" if x.shape[-1] == 3 else ""
+    ax.set_title(f"input {x.shape[0]}×{x.shape[1]}{colour}", fontsize=11)
     for sub, (name, maps) in zip(subs[1:], data.items(), strict=True):
         h, w, c = maps.shape
         rows, cols = _grid(c)
@@ -275,21 +325,45 @@ def outputs_data(model: Any, images: Any, labels: Any | None = None) -> dict[str
     return data
 
 
+def _bar_tick_labels(names: list[str]) -> tuple[list[str], float]:
+    """Tick labels for ``k`` bars about 3.4 inches wide, and their rotation (degrees):
+    upright up to two characters, else slanted (45 degrees; 90 beyond 20 classes),
+    at most 10 characters so that they stay clear of the next row's title."""
+    k = len(names)
+    if max(len(n) for n in names) <= 2:
+        return names, 0.0
+    return [short_name(n, 10) for n in names], 45.0 if k <= 20 else 90.0
+
+
 def _build_outputs(
-    model: Any, images: Any, labels: Any | None, columns: int
+    model: Any, images: Any, labels: Any | None, columns: int,
+    class_names: Sequence[Any] | None = None,
 ) -> tuple[Figure, dict[str, np.ndarray]]:
     columns = check_positive_int(columns, "columns")
     data = outputs_data(model, images, labels)
     probs, pred = data["probabilities"], data["predicted"]
     truth = data.get("labels")
     n, k = probs.shape
+    names = class_names_for(model, k, class_names)
+    ticks, rotation = _bar_tick_labels(names)
     cols = min(columns, n)
     rows = math.ceil(n / cols)
+    titles = []
+    for i in range(n):
+        title = f"predicted {short_name(names[pred[i]])} ({probs[i, pred[i]]:.1%})"
+        if truth is not None:
+            true_name = short_name(names[truth[i]])
+            # one line while it fits above the bars (about 36 characters), else two
+            title += ("\n" if len(title) + len(true_name) > 30 else " · ") + f"true {true_name}"
+        titles.append(title)
+    two_lines = any("\n" in t for t in titles)
     fig = Figure(figsize=(OUT_PAIR_W * cols, OUT_ROW_H * rows), dpi=DPI)
     height = OUT_ROW_H * rows
+    # Slanted names and two-line titles take room from the bars, not from the figure's size.
     gs = fig.add_gridspec(rows, 2 * cols, width_ratios=[1.0, 2.3] * cols, left=0.03,
-                          right=0.98, top=1 - 0.35 / height, bottom=0.3 / height,
-                          wspace=0.35, hspace=0.75)
+                          right=0.98, top=1 - (0.5 if two_lines else 0.35) / height,
+                          bottom=(0.3 if rotation == 0 else 0.62) / height,
+                          wspace=0.35, hspace=0.75 if rotation == 0 else 1.0)
     for i in range(n):
         r, c = divmod(i, cols)
         ax_img = fig.add_subplot(gs[r, 2 * c])
@@ -300,16 +374,18 @@ def _build_outputs(
         colors[pred[i]] = _RIGHT if ok else _WRONG
         ax.bar(np.arange(k), probs[i], color=colors, width=0.75)
         ax.set_ylim(0, 1.0)
-        ax.set_xticks(np.arange(k))
+        if k <= 40:
+            ax.set_xticks(np.arange(k), ticks, rotation=rotation,
+                          ha="right" if rotation == 45.0 else "center",
+                          rotation_mode="anchor" if rotation == 45.0 else "default")
+        else:  # too many classes to name on the axis: the title names them
+            ax.set_xticks([])
         ax.set_yticks([0, 0.5, 1])
-        ax.tick_params(labelsize=8)
+        ax.tick_params(labelsize=8 if rotation == 0 else 7 if k <= 20 else 6)
         ax.spines[["top", "right"]].set_visible(False)
-        if truth is not None:
+        if truth is not None and k <= 40:
             ax.get_xticklabels()[truth[i]].set_fontweight("bold")
-        title = f"predicted {pred[i]} ({probs[i, pred[i]]:.1%})"
-        if truth is not None:
-            title += f" · true {truth[i]}"
-        ax.set_title(title, fontsize=9, color="black" if ok else _WRONG)
+        ax.set_title(titles[i], fontsize=9, color="black" if ok else _WRONG)
     return fig, data
 
 
@@ -319,31 +395,70 @@ def outputs_figure(
     labels: Any | None = None,
     path: PathLike = "outputs.png",
     columns: int = 2,
+    class_names: Sequence[Any] | None = None,
 ) -> Path:
-    """The slides' "outputs of the final layer": each image beside its 10 softmax outputs.
+    """The slides' "outputs of the final layer": each image beside its softmax outputs.
 
     The bars are ``model.predict(images)``; the predicted class's bar is
     highlighted (green when right, red when wrong) and the title gives the
     predicted class with its probability and the true class (bold on the axis).
+    Classes are named as :func:`class_names_for` says (on the axis shortened to
+    10 characters and slanted when longer than two; not on the axis beyond 40
+    classes; in the title shortened to :data:`NAME_CHARS`).
+    An RGB image is drawn in colour.
 
     Args:
         images: ``(N, H, W)`` or ``(N, H, W, C)`` (or one image); uint8 is scaled to [0, 1].
         labels: true classes, integers or one-hot (optional).
         columns: image/bar pairs per row.
+        class_names: the names of the classes (default: the model's).
 
     Size: ``5.6 * min(columns, N) x 2.0 * ceil(N / columns)`` inches at :data:`DPI`.
     """
-    fig, _ = _build_outputs(model, images, labels, columns)
+    fig, _ = _build_outputs(model, images, labels, columns, class_names)
     return _save(fig, path)
 
 
 # --------------------------------------------------------------------------- filters
 FILT_CELL_W, FILT_CELL_H, FILT_BAR_W, FILT_TOP = 1.1, 1.25, 0.9, 0.7
+FILT_RGB_MARGIN = 0.3
+
+
+def filter_images(kernel: Any) -> np.ndarray:
+    """A kernel with 3 input channels as colour images: ``(C_out, kh, kw, 3)`` in [0, 1].
+
+    Filter ``f`` is ``kernel[:, :, :, f]`` (its three input channels read as
+    R, G, B) normalised on its own: ``(w - w.min()) / (w.max() - w.min())``,
+    so its most negative weight is black and its most positive white; a
+    constant filter is grey (0.5).
+
+    Raises:
+        ShapeError: ``kernel`` is not ``(kh, kw, 3, C_out)``.
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    if k.ndim != 4 or k.shape[2] != 3:
+        raise ShapeError(
+            f"colour filters need a kernel (kh, kw, 3, C_out), got shape {k.shape}"
+        )
+    f = np.moveaxis(k, -1, 0)  # (C_out, kh, kw, 3)
+    lo = f.min(axis=(1, 2, 3), keepdims=True)
+    span = f.max(axis=(1, 2, 3), keepdims=True) - lo
+    safe = np.where(span > 0, span, 1.0)
+    return np.where(span > 0, (f - lo) / safe, 0.5)
+
+
+def _takes_rgb_first(model: Any, layer: str) -> bool:
+    """Whether ``layer`` is the first convolution of a model whose input is RGB."""
+    shape = getattr(model, "input_shape", None) or ()
+    conv = _conv_layers(model)
+    return len(shape) == 3 and shape[-1] == 3 and bool(conv) and conv[0] == layer
 
 
 def filters_data(model: Any, layer: str = "conv2d") -> dict[str, Any]:
     """The weights :func:`filters_figure` draws: ``{"layer", "kernel" (kh, kw, C_in, C_out),
-    "bias" (C_out,) or None}`` (copies).
+    "bias" (C_out,) or None, "rgb"}`` (copies). ``"rgb"`` is :func:`filter_images`
+    of the kernel, ``(C_out, kh, kw, 3)``, for the first convolution of an RGB
+    model (3 input channels), else None.
 
     Raises:
         InvalidArgumentError: ``layer`` is not a convolution of the model.
@@ -351,10 +466,13 @@ def filters_data(model: Any, layer: str = "conv2d") -> dict[str, Any]:
     _check_layer(model, layer, _conv_layers(model), "convolution layers")
     conv = model.get_layer(layer)
     bias = conv.bias
+    kernel = np.array(conv.kernel, copy=True)
+    rgb = kernel.shape[2] == 3 and _takes_rgb_first(model, layer)
     return {
         "layer": layer,
-        "kernel": np.array(conv.kernel, copy=True),
+        "kernel": kernel,
         "bias": None if bias is None else np.array(bias, copy=True),
+        "rgb": filter_images(kernel) if rgb else None,
     }
 
 
@@ -365,13 +483,44 @@ def _filters_layout(cin: int, cout: int, max_filters: int, max_channels: int) ->
     return ci, co, cols, rows_per
 
 
+def _build_rgb_filters(data: dict[str, Any], max_filters: int) -> Figure:
+    images = data["rgb"]
+    cout, kh, kw, _ = images.shape
+    co = min(cout, max_filters)
+    cols = min(co, 8)
+    rows = math.ceil(co / cols)
+    width, height = FILT_CELL_W * cols + FILT_RGB_MARGIN, FILT_CELL_H * rows + FILT_TOP
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    gs = fig.add_gridspec(rows, cols, left=0.15 / width, right=1 - 0.15 / width,
+                          top=1 - FILT_TOP / height, bottom=0.1 / height, wspace=0.15,
+                          hspace=0.35)
+    for f in range(co):
+        ax = fig.add_subplot(gs[divmod(f, cols)])
+        ax.imshow(images[f], interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"filter {f}", fontsize=8)
+    shown = f"{co} of {cout} filters" if co < cout else f"{cout} filters"
+    fig.suptitle(f"{data['layer']}: {shown}, {kh}×{kw}×RGB\n"
+                 "each scaled to its own range",
+                 fontsize=10 if cols > 2 else 8, y=1 - 0.08 / height, va="top")
+    return fig
+
+
 def _build_filters(
-    model: Any, layer: str, max_filters: int, max_channels: int
+    model: Any, layer: str, max_filters: int, max_channels: int, rgb: bool | None = None
 ) -> tuple[Figure, dict[str, Any]]:
     max_filters = check_positive_int(max_filters, "max_filters")
     max_channels = check_positive_int(max_channels, "max_channels")
     data = filters_data(model, layer)
     kernel = data["kernel"]
+    if rgb and data["rgb"] is None:
+        raise InvalidArgumentError(
+            f"layer {layer!r} cannot be drawn in colour: that needs the first convolution of "
+            f"an RGB model (3 input channels); its kernel is {kernel.shape}"
+        )
+    if data["rgb"] is not None and rgb is not False:
+        return _build_rgb_filters(data, max_filters), data
     kh, kw, cin, cout = kernel.shape
     ci, co, cols, rows_per = _filters_layout(cin, cout, max_filters, max_channels)
     rows = ci * rows_per
@@ -417,21 +566,31 @@ def filters_figure(
     layer: str = "conv2d",
     max_filters: int = 32,
     max_channels: int = 3,
+    rgb: bool | None = None,
 ) -> Path:
     """The learned filters of a convolution: one ``kh x kw`` image per filter and input channel.
 
     One diverging colour scale (blue negative, red positive) is shared by all
     filters; with at most 9 taps per filter the weights are written in the cells.
 
+    The first convolution of an RGB model is drawn instead as one small colour
+    image per filter, its three input channels as R, G, B, each filter scaled
+    to its own range (:func:`filter_images`): what colours and edges it
+    responds to.
+
     Args:
         layer: a Conv2D layer's name (default: the first convolution).
         max_filters, max_channels: draw at most this many output filters / input
             channels (deeper layers have thousands of kernels).
+        rgb: ``None`` (default): colour images where possible; ``False``: one
+            image per input channel always; ``True``: colour images or
+            :class:`~cnnlab.errors.InvalidArgumentError`.
 
     Size: ``1.1 * cols + 0.9 x 1.25 * rows + 0.7`` inches at :data:`DPI`, where
-    ``cols = min(filters shown, 8)`` and ``rows = channels shown * ceil(filters shown / cols)``.
+    ``cols = min(filters shown, 8)`` and ``rows = channels shown * ceil(filters shown / cols)``;
+    in colour ``1.1 * cols + 0.3 x 1.25 * ceil(filters shown / cols) + 0.7``.
     """
-    fig, _ = _build_filters(model, layer, max_filters, max_channels)
+    fig, _ = _build_filters(model, layer, max_filters, max_channels, rgb)
     return _save(fig, path)
 
 
@@ -582,6 +741,19 @@ def confusion_matrix(model: Any, x: Any, y: Any) -> np.ndarray:
     return _confusion_from_probs(probs, _labels(y, len(xb), probs.shape[1], "y"))
 
 
+def confusion_labels(class_names: Sequence[Any] | None, k: int) -> list[str]:
+    """The tick labels of a ``k x k`` confusion matrix: the class names shortened to
+    :data:`NAME_CHARS` characters (:func:`short_name`), or the indices.
+
+    Raises:
+        InvalidArgumentError: ``class_names`` does not hold ``k`` names.
+    """
+    names = [str(i) for i in range(k)] if class_names is None else [str(s) for s in class_names]
+    if len(names) != k:
+        raise InvalidArgumentError(f"{len(names)} class names for a {k}x{k} matrix")
+    return [short_name(n) for n in names]
+
+
 def _build_confusion(matrix: Any, class_names: Sequence[str] | None) -> Figure:
     m = np.asarray(matrix)
     if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
@@ -592,11 +764,12 @@ def _build_confusion(matrix: Any, class_names: Sequence[str] | None) -> Figure:
         raise InvalidArgumentError("confusion matrix counts must be >= 0")
     m = m.astype(np.int64)
     k = m.shape[0]
-    names = [str(i) for i in range(k)] if class_names is None else [str(s) for s in class_names]
-    if len(names) != k:
-        raise InvalidArgumentError(f"{len(names)} class names for a {k}x{k} matrix")
+    names = confusion_labels(class_names, k)
+    longest = max(len(n) for n in names)
+    # Room for the names: the axes shrink as the longest label grows (about 0.07 in a character).
+    margin = 0.1 if longest <= 2 else min(0.3, 0.06 + 0.0105 * longest)
     fig = Figure(figsize=CONFUSION_SIZE, dpi=DPI)
-    ax = fig.add_axes((0.1, 0.1, 0.78, 0.78))
+    ax = fig.add_axes((margin, margin, 0.88 - margin, 0.88 - margin))
     im = ax.imshow(np.log1p(m), cmap="Blues", interpolation="nearest")
     hi = float(np.log1p(m).max()) or 1.0
     size = 9 if k <= 10 else max(5, 9 - (k - 10) // 3)
@@ -604,14 +777,17 @@ def _build_confusion(matrix: Any, class_names: Sequence[str] | None) -> Figure:
         if v or i == j:
             ax.text(j, i, str(v), ha="center", va="center", fontsize=size,
                     color="white" if np.log1p(v) > 0.6 * hi else "black")
-    ax.set_xticks(np.arange(k), names)
-    ax.set_yticks(np.arange(k), names)
+    label_size = 10 if k <= 10 else max(5, 10 - (k - 10) // 4)
+    ax.set_xticks(np.arange(k), names, rotation=0 if longest <= 2 else 45,
+                  ha="center" if longest <= 2 else "right", rotation_mode="anchor",
+                  fontsize=label_size)
+    ax.set_yticks(np.arange(k), names, fontsize=label_size)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     total, right = int(m.sum()), int(np.trace(m))
     acc = right / total if total else 0.0
     ax.set_title(f"Confusion matrix: {total} images, {right} right ({acc:.2%})", fontsize=11)
-    cax = fig.add_axes((0.9, 0.1, 0.025, 0.78))
+    cax = fig.add_axes((0.9, margin, 0.025, 0.88 - margin))
     cb = fig.colorbar(im, cax=cax)
     cb.set_label("log(1 + count)", fontsize=8)
     cax.tick_params(labelsize=7)
@@ -625,7 +801,9 @@ def confusion_figure(
     """Draw a confusion matrix (rows: true class, columns: predicted) with the counts in the cells.
 
     The colour is ``log(1 + count)`` so that the rare mistakes stay visible
-    beside the large diagonal. Size: ``7 x 6.2`` inches at :data:`DPI`.
+    beside the large diagonal. The axes are labelled with ``class_names``
+    (shortened by :func:`confusion_labels`; slanted when longer than two
+    characters), or the class indices. Size: ``7 x 6.2`` inches at :data:`DPI`.
 
     Raises:
         ShapeError: not a square 2-D matrix.
@@ -674,7 +852,8 @@ def _mistakes_size(n: int) -> tuple[int, int, float, float]:
     return rows, cols, MIS_CELL_W * cols, MIS_CELL_H * rows + MIS_TOP
 
 
-def _draw_mistakes(data: dict[str, np.ndarray], n: int) -> Figure:
+def _draw_mistakes(data: dict[str, np.ndarray], n: int,
+                   class_names: Sequence[str] | None = None) -> Figure:
     rows, cols, width, height = _mistakes_size(n)
     fig = Figure(figsize=(width, height), dpi=DPI)
     gs = fig.add_gridspec(rows, cols, left=0.02, right=0.98, top=1 - (MIS_TOP + 0.35) / height,
@@ -686,9 +865,15 @@ def _draw_mistakes(data: dict[str, np.ndarray], n: int) -> Figure:
             ax.set_axis_off()
             continue
         _show_image(ax, data["images"][i])
+        pred, true = int(data["predicted"][i]), int(data["labels"][i])
+        if class_names is not None:
+            pred_name = short_name(class_names[pred], 9)
+            true_name = short_name(class_names[true], 9)
+        else:
+            pred_name, true_name = str(pred), str(true)
         ax.set_title(
-            f"pred {data['predicted'][i]} ({data['probability'][i]:.0%})\n"
-            f"true {data['labels'][i]} · #{data['indices'][i]}",
+            f"pred {pred_name} ({data['probability'][i]:.0%})\n"
+            f"true {true_name} · #{data['indices'][i]}",
             fontsize=9, color=_WRONG,
         )
     total, wrong = int(data["total"]), int(data["mistakes"])
@@ -701,15 +886,17 @@ def _draw_mistakes(data: dict[str, np.ndarray], n: int) -> Figure:
 
 
 def mistakes_figure(model: Any, x: Any, y: Any, path: PathLike = "mistakes.png",
-                    n: int = 16) -> Path:
+                    n: int = 16, class_names: Sequence[Any] | None = None) -> Path:
     """A gallery of the ``n`` most confident mistakes: image, predicted class with
-    its probability, true class and test index.
+    its probability, true class and test index. Classes are named as
+    :func:`class_names_for` says (shortened to 9 characters).
 
     Size: ``1.5 * min(n, 8) x 1.85 * ceil(n / 8) + 0.5`` inches at :data:`DPI`
     (empty cells when there are fewer mistakes).
     """
     data = mistakes_data(model, x, y, n)
-    return _save(_draw_mistakes(data, n), path)
+    k = int(np.prod(model.output_shape))
+    return _save(_draw_mistakes(data, n, class_names_for(model, k, class_names)), path)
 
 
 # --------------------------------------------------------------------------- padding
@@ -912,6 +1099,7 @@ def make_all(
     layers: str | Sequence[str] = DEFAULT_LAYERS,
     n_mistakes: int = 16,
     which: Iterable[str] | None = None,
+    class_names: Sequence[Any] | None = None,
 ) -> dict[str, Path]:
     """Write every figure into ``out_dir`` under its standard name (:data:`FIGURE_NAMES`).
 
@@ -926,6 +1114,8 @@ def make_all(
         indices: the test images of the outputs figure (default: the first ``n_outputs``).
         layers: the feature-map figure's layers.
         which: names from :data:`FIGURES` (default: all).
+        class_names: the names of the classes (default: the model's, see
+            :func:`class_names_for`).
 
     Returns:
         ``{figure name: path written}`` in :data:`FIGURES` order.
@@ -958,6 +1148,7 @@ def make_all(
             raise InvalidArgumentError("indices: choose at least one test image")
         first = index if index is not None else picks[0]
         probs = labels = None
+        names = class_names_for(model, int(np.prod(model.output_shape)), class_names)
         if "confusion" in chosen or "mistakes" in chosen:
             probs = _predict(model, x)
             labels = _labels(y_test, n_test, probs.shape[1], "y_test")
@@ -969,7 +1160,8 @@ def make_all(
             written[name] = feature_maps_figure(model, x[first], layers, path)
         elif name == "outputs":
             y_arr = np.asarray(y_test)
-            written[name] = outputs_figure(model, x[picks], y_arr[picks], path)
+            written[name] = outputs_figure(model, x[picks], y_arr[picks], path,
+                                           class_names=names)
         elif name == "filters":
             conv = _conv_layers(model)
             if not conv:
@@ -979,12 +1171,13 @@ def make_all(
             written[name] = curves_figure(history, path)
         elif name == "confusion":
             assert probs is not None and labels is not None
-            written[name] = confusion_figure(_confusion_from_probs(probs, labels), path)
+            written[name] = confusion_figure(_confusion_from_probs(probs, labels), path,
+                                             class_names=names)
         elif name == "mistakes":
             assert probs is not None and labels is not None
             n_shown = check_positive_int(n_mistakes, "n_mistakes")
             data = _mistakes_from_probs(x, probs, labels, n_shown)
-            written[name] = _save(_draw_mistakes(data, n_mistakes), path)
+            written[name] = _save(_draw_mistakes(data, n_mistakes, names), path)
         elif name == "padding":
             written[name] = padding_figure(path)
         elif name == "pooling":
