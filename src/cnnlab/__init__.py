@@ -18,6 +18,7 @@ from cnnlab.errors import (
     NoDigitError,
     NonFiniteError,
     ShapeError,
+    SpecError,
 )
 from cnnlab.layers import (
     Activation,
@@ -31,7 +32,7 @@ from cnnlab.layers import (
 )
 from cnnlab.model import Sequential
 from cnnlab.optimizers import SGD, Adadelta, Adam, RMSprop
-from cnnlab.saving import load_model, save_model
+from cnnlab.saving import load_model, model_from_json, save_model
 from cnnlab.schedules import Constant, OneCycle
 from cnnlab.training import Callback, History, TrainingInterrupted
 from cnnlab.zoo import seed_model, small_cnn
@@ -66,8 +67,10 @@ __all__ = [
     "RMSprop",
     "Sequential",
     "ShapeError",
+    "SpecError",
     "TrainingInterrupted",
     "load_model",
+    "model_from_json",
     "ops",
     "save_model",
     "seed_model",

@@ -87,6 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import cnnlab
     from cnnlab.fileio import atomic_write_text
     from cnnlab.training.checkpoint import last_checkpoint, read_training_config
+    from cnnlab.zoo import get_model
 
     if args.resume:
         out = Path(args.resume)
@@ -97,7 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         out = Path(args.out)
         cfg = {
-            "model": "seed_model",
+            "model": args.model,
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "optimizer": {"name": args.optimizer, "learning_rate": args.learning_rate},
@@ -129,8 +130,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif cfg["validation"] and test is not None:
         validation = (test.x, test.y)  # the slides: the test set after every epoch
     input_shape = tuple(int(d) for d in train.x.shape[1:])
-    model = cnnlab.seed_model(seed=cfg["seed"], input_shape=input_shape,  # type: ignore[arg-type]
-                              num_classes=len(splits.class_names))
+    model = get_model(cfg.get("model", "seed"), input_shape=input_shape,
+                      num_classes=len(splits.class_names), seed=cfg["seed"])
     model.class_names = list(splits.class_names)
     model.preprocessing = splits.preprocessing
     if not args.resume:  # the data loaded and the model fits it: the run folder starts
@@ -242,13 +243,26 @@ def _labels_for_model(model: Any, data_names: list[str], y: np.ndarray,
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    import cnnlab
+    """The layer table of a zoo name, a JSON spec file or a model file; --json prints the spec."""
+    from cnnlab.saving import load_model
+    from cnnlab.zoo import ZOO, get_model
 
-    if args.model is None:
-        model = cnnlab.seed_model(seed=0)
+    what = args.model or "seed"
+    if what in ZOO or what == "seed_model" or what.endswith(".json"):
+        shape = tuple(args.input_shape) if args.input_shape else None
+        if shape is None and what.endswith(".json"):
+            from cnnlab.saving import load_spec
+
+            spec_shape = load_spec(what).get("input_shape")
+            shape = tuple(spec_shape) if spec_shape else None
+        classes = args.classes or (None if what.endswith(".json") else 10)
+        model = get_model(what, input_shape=shape or (28, 28, 1), num_classes=classes, seed=0)
     else:
-        model = cnnlab.load_model(_model_path(args.model))
-    model.summary()
+        model = load_model(_model_path(what))
+    if args.json:
+        print(model.to_json())
+    else:
+        model.summary()
     return 0
 
 
@@ -281,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the slides' model (defaults reproduce the slides)",
                        description="Train the slides' model. Defaults: Adam (lr 1e-3), batch 128, "
                        "10 epochs, the bundled MNIST, the test set as validation data.")
+    p.add_argument("--model", metavar="NAME|SPEC.json", default="seed",
+                   help="the architecture: seed (the slides' model, default), lenet5, "
+                   "vgg-small, or a JSON spec file (cnnlab summary NAME prints one); built "
+                   "for the data's input shape and classes")
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--optimizer", choices=OPTIMIZER_CHOICES, default="adam")
@@ -337,7 +355,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("summary", help="print a model's layer table (default: the slides' model)")
-    p.add_argument("model", nargs="?", default=None)
+    p.add_argument("model", nargs="?", default=None, metavar="NAME|SPEC.json|MODEL",
+                   help="a zoo name (seed, lenet5, vgg-small), a JSON spec or a model file")
+    p.add_argument("--input-shape", type=positive_int, nargs=3, metavar=("H", "W", "C"),
+                   default=None, help="for a zoo name or spec: the input (default 28 28 1)")
+    p.add_argument("--classes", type=positive_int, default=None,
+                   help="for a zoo name or spec: the number of classes (default 10)")
+    p.add_argument("--json", action="store_true",
+                   help="print the architecture as a JSON spec instead of the table")
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("predict", help="classify image files (PNG, JPEG, ...)")

@@ -55,3 +55,7 @@ class ImageTooLargeError(ImageDecodeError):
     Raised before any pixel is decoded; names the file, its size and the limit
     (:data:`cnnlab.imageio.MAX_IMAGE_PIXELS`).
     """
+
+
+class SpecError(InvalidArgumentError):
+    """A model specification (JSON architecture) is malformed or cannot be built."""

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,15 @@ from cnnlab.training.data import BatchTransform
 from cnnlab.validation import check_positive_int
 
 LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
+
+
+#: The most bytes of weights a model may have: a spec that asks for more is refused
+#: before anything is allocated (raise it for a bigger machine).
+MAX_WEIGHT_BYTES = 4 << 30
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes / 2**20:,.1f} MiB"
 
 
 @dataclass(frozen=True)
@@ -163,6 +173,7 @@ class Sequential:
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise InvalidArgumentError(f"layer names must be unique, repeated: {sorted(dup)}")
+        self._check_plan(shape)
         self.input_shape = shape
         current = shape
         for i, layer in enumerate(self.layers):
@@ -175,6 +186,34 @@ class Sequential:
                 ) from None
             layer.need_input_grad = i > 0
         self.output_shape = current
+
+    def _check_plan(self, shape: tuple[int, ...]) -> None:
+        """Every layer's output shape and weight sizes, before any weight is allocated.
+
+        Raises ShapeError naming the first layer that cannot take its input, and
+        InvalidArgumentError naming the layer past which the weights would exceed
+        ``MAX_WEIGHT_BYTES``.
+        """
+        current, total = shape, 0
+        for i, layer in enumerate(self.layers):
+            try:
+                out = layer.compute_output_shape(current)
+                shapes = layer.weight_shapes(current)
+            except ShapeError as e:
+                raise ShapeError(
+                    f"layer {i} '{layer.name}' ({layer.kind}) cannot take input of shape "
+                    f"(None, {', '.join(map(str, current))}): {e}"
+                ) from None
+            nbytes = sum(math.prod(s) for s in shapes) * layer.dtype.itemsize
+            total += nbytes
+            if total > MAX_WEIGHT_BYTES:
+                raise InvalidArgumentError(
+                    f"layer {i} '{layer.name}' ({layer.kind}) would need {_mib(nbytes)} of "
+                    f"weights {shapes}, bringing the model to {_mib(total)}: over the limit "
+                    f"of {_mib(MAX_WEIGHT_BYTES)} (cnnlab.model.MAX_WEIGHT_BYTES); nothing "
+                    "was allocated"
+                )
+            current = out
 
     @property
     def built(self) -> bool:
@@ -225,6 +264,11 @@ class Sequential:
                 {"class_name": layer.kind, "config": layer.get_config()} for layer in self.layers
             ],
         }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The architecture as JSON (:meth:`get_config`): what a spec file holds and
+        :func:`cnnlab.model_from_json` reads back."""
+        return json.dumps(self.get_config(), indent=indent)
 
     def summary(self, print_fn: Callable[[str], Any] | None = print) -> str:
         """Keras's table: layer (type), output shape, parameter count, totals."""

@@ -13,10 +13,14 @@ True
 
 from __future__ import annotations
 
+import difflib
+import inspect
+import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cnnlab.errors import CnnlabError, InvalidArgumentError, ModelFileError
+from cnnlab.errors import CnnlabError, InvalidArgumentError, ModelFileError, SpecError
 from cnnlab.layers import LAYER_TYPES
 from cnnlab.model import Sequential
 from cnnlab.serialization import (
@@ -27,7 +31,7 @@ from cnnlab.serialization import (
     save_model,
 )
 
-__all__ = ["load_model", "model_from_config", "save_model"]
+__all__ = ["load_model", "load_spec", "model_from_config", "model_from_json", "save_model"]
 
 
 def _class_names(names: Any, count: int, source: str) -> list[str]:
@@ -40,35 +44,142 @@ def _class_names(names: Any, count: int, source: str) -> list[str]:
     return names
 
 
-def model_from_config(config: Any, source: str = "model file") -> Sequential:
-    """Rebuild an (untrained) Sequential from :meth:`get_config` data."""
+def _layer(index: int, spec: Any, source: str) -> Any:
+    """One layer from ``{"class_name": ..., "config": {...}}``, every key checked."""
+    where = f"{source}: layer {index}"
+    if not isinstance(spec, dict) or "class_name" not in spec:
+        raise SpecError(f'{where}: expected {{"class_name": ..., "config": {{...}}}}, '
+                        f"got {spec!r:.80}")
+    extra = sorted(set(spec) - {"class_name", "config"})
+    if extra:
+        raise SpecError(f"{where}: unknown keys {extra}; a layer has 'class_name' and 'config'")
+    name = spec["class_name"]
+    cls = LAYER_TYPES.get(name) if isinstance(name, str) else None
+    if cls is None:
+        close = difflib.get_close_matches(str(name), LAYER_TYPES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SpecError(f"{where}: unknown layer type {name!r}{hint}; known: "
+                        f"{', '.join(sorted(LAYER_TYPES))}")
+    config = spec.get("config", {})
+    if not isinstance(config, dict):
+        raise SpecError(f"{where} ({name}): 'config' must be an object, got {config!r:.80}")
+    valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    for key in config:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SpecError(f"{where} ({name}): unknown config key {key!r}{hint}; valid keys: "
+                            f"{', '.join(valid)}")
+    kwargs = dict(config)
+    for key in ("kernel_size", "strides", "pool_size"):
+        if isinstance(kwargs.get(key), list):
+            kwargs[key] = tuple(kwargs[key])
+    if isinstance(kwargs.get("padding"), list):
+        kwargs["padding"] = tuple(tuple(p) if isinstance(p, list) else p
+                                  for p in kwargs["padding"])
     try:
-        if not isinstance(config, dict) or config.get("class_name") != "Sequential":
-            raise ModelFileError(f"{source}: architecture is not a Sequential model")
-        layers = []
-        for spec in config["layers"]:
-            cls = LAYER_TYPES.get(spec["class_name"])
-            if cls is None:
-                raise ModelFileError(f"{source}: unknown layer type {spec['class_name']!r}")
-            kwargs = dict(spec["config"])
-            for key in ("kernel_size", "strides", "pool_size"):
-                if isinstance(kwargs.get(key), list):
-                    kwargs[key] = tuple(kwargs[key])
-            if isinstance(kwargs.get("padding"), list):
-                kwargs["padding"] = tuple(
-                    tuple(p) if isinstance(p, list) else p for p in kwargs["padding"]
-                )
-            layers.append(cls(**kwargs))
-        return Sequential(layers, input_shape=tuple(config["input_shape"]),
-                          name=str(config.get("name", "sequential")), seed=0)
-    except ModelFileError:
-        raise
+        return cls(**kwargs)
+    except TypeError as e:  # a required argument missing
+        raise SpecError(f"{where} ({name}): {e}") from None
     except CnnlabError as e:
-        raise ModelFileError(f"{source}: invalid architecture: {e}") from None
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ModelFileError(
-            f"{source}: malformed architecture ({type(e).__name__}: {e})"
-        ) from None
+        raise SpecError(f"{where} ({name}): {e}") from None
+
+
+def model_from_config(config: Any, source: str = "model spec", *,
+                      input_shape: Sequence[int] | None = None,
+                      num_classes: int | None = None, seed: int | None = 0) -> Sequential:
+    """Build an (untrained) Sequential from :meth:`~cnnlab.Sequential.get_config` data.
+
+    The schema is what model files store: ``{"class_name": "Sequential",
+    "name": ..., "input_shape": [H, W, C], "layers": [{"class_name": ...,
+    "config": {...}}, ...]}``. ``input_shape`` (from the data) fills in or must
+    agree with the spec's; ``num_classes``, if given, must equal the model's
+    output size. Every layer's class name and config keys are checked, and
+    every shape and the weights' memory (``cnnlab.model.MAX_WEIGHT_BYTES``)
+    before anything is allocated.
+
+    Raises:
+        SpecError: naming the layer and the problem.
+    """
+    if not isinstance(config, dict):
+        raise SpecError(f"{source}: expected a JSON object, got {type(config).__name__}")
+    if config.get("class_name", "Sequential") != "Sequential":
+        raise SpecError(f"{source}: the architecture is not a Sequential model "
+                        f"(class_name {config.get('class_name')!r}); only Sequential is supported")
+    extra = sorted(set(config) - {"class_name", "name", "input_shape", "layers"})
+    if extra:
+        raise SpecError(f"{source}: unknown keys {extra}; a model has 'class_name', 'name', "
+                        "'input_shape' and 'layers'")
+    specs = config.get("layers")
+    if not isinstance(specs, list) or not specs:
+        raise SpecError(f"{source}: 'layers' must be a non-empty list of layers")
+    shape = config.get("input_shape")
+    if input_shape is not None:
+        given = tuple(int(d) for d in input_shape)
+        if shape is not None and tuple(shape) != given:
+            raise SpecError(f"{source}: the spec's input_shape {tuple(shape)} does not match "
+                            f"the data's {given}")
+        shape = given
+    if shape is None:
+        raise SpecError(f"{source}: no input_shape in the spec, and no data to take it from")
+    if not isinstance(shape, list | tuple) or not all(
+            isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        raise SpecError(f"{source}: input_shape must be a list of ints, got {shape!r}")
+    layers = [_layer(i, spec, source) for i, spec in enumerate(specs)]
+    name = config.get("name", "sequential")
+    try:
+        model = Sequential(layers, input_shape=tuple(shape), name=str(name), seed=seed)
+    except CnnlabError as e:
+        raise SpecError(f"{source}: {e}") from None
+    if num_classes is not None and model.num_classes != num_classes:
+        last = model.layers[-1]
+        raise SpecError(
+            f"{source}: the model ends in {model.num_classes} outputs (layer "
+            f"'{last.name}', {last.kind}) but the data has {num_classes} classes"
+        )
+    return model
+
+
+def model_from_json(spec: str | dict[str, Any], *, input_shape: Sequence[int] | None = None,
+                    num_classes: int | None = None, seed: int | None = 0,
+                    source: str = "model spec") -> Sequential:
+    """:func:`model_from_config` from JSON text (or already parsed data).
+
+    >>> model = model_from_json('{"input_shape": [8, 8, 1], "layers": ['
+    ...     '{"class_name": "Flatten", "config": {}},'
+    ...     '{"class_name": "Dense", "config": {"units": 3, "activation": "softmax"}}]}')
+    >>> model.count_params()
+    195
+    """
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError as e:
+            raise SpecError(f"{source}: not valid JSON ({e})") from None
+    return model_from_config(spec, source, input_shape=input_shape, num_classes=num_classes,
+                             seed=seed)
+
+
+def load_spec(path: str | Path) -> dict[str, Any]:
+    """A JSON model spec file, parsed (not yet built)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read the model spec ({e.strerror or e})") from None
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(spec, dict):
+        raise SpecError(f"{path}: expected a JSON object, got {type(spec).__name__}")
+    return spec
+
+
+def _model_file_architecture(config: Any, source: str) -> Sequential:
+    try:
+        return model_from_config(config, source)
+    except SpecError as e:
+        raise ModelFileError(f"invalid architecture: {e}") from None
 
 
 def load_model(path: str | Path, compile: bool = True) -> Sequential:
@@ -80,7 +191,7 @@ def load_model(path: str | Path, compile: bool = True) -> Sequential:
         raise ModelFileError(
             f"{source}: not a cnnlab model file (format {fmt!r}, expected {FORMAT_VERSION!r})"
         )
-    model = model_from_config(parse_json_meta(meta, "architecture", source), source)
+    model = _model_file_architecture(parse_json_meta(meta, "architecture", source), source)
     assign_tensors(model, tensors, source)
     if "class_names" in meta:
         model.class_names = _class_names(parse_json_meta(meta, "class_names", source),

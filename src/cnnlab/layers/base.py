@@ -72,6 +72,11 @@ class Layer:
     def create_weights(self, input_shape: tuple[int, ...], rng: np.random.Generator) -> list:
         return []
 
+    def weight_shapes(self, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The shapes :meth:`create_weights` will make, computed without allocating
+        (the model checks its memory before building). Layers with weights override it."""
+        return []
+
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments, JSON-serialisable (used by model files)."""
         return {"name": self.name}

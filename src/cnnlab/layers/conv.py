@@ -112,6 +112,10 @@ class Conv2D(Layer):
             ) from None
         return (ho, wo, self.filters)
 
+    def weight_shapes(self, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        kernel = (*self.kernel_size, input_shape[2], self.filters)
+        return [kernel, (self.filters,)] if self.use_bias else [kernel]
+
     def create_weights(self, input_shape: tuple[int, ...], rng: np.random.Generator) -> list:
         kshape = (*self.kernel_size, input_shape[2], self.filters)
         weights = [get_initializer(self.kernel_initializer)(kshape, rng, self.dtype)]

@@ -52,6 +52,10 @@ class Dense(Layer):
             )
         return (self.units,)
 
+    def weight_shapes(self, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        kernel = (input_shape[0], self.units)
+        return [kernel, (self.units,)] if self.use_bias else [kernel]
+
     def create_weights(self, input_shape: tuple[int, ...], rng: np.random.Generator) -> list:
         weights = [
             get_initializer(self.kernel_initializer)((input_shape[0], self.units), rng, self.dtype)
