@@ -23,12 +23,16 @@ from cnnlab.errors import (
 from cnnlab.layers import (
     Activation,
     AveragePooling2D,
+    BatchNormalization,
     Conv2D,
     Dense,
     Dropout,
     Flatten,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling2D,
     Layer,
     MaxPooling2D,
+    ZeroPadding2D,
 )
 from cnnlab.model import Sequential
 from cnnlab.optimizers import SGD, Adadelta, Adam, RMSprop
@@ -45,6 +49,7 @@ __all__ = [
     "Adadelta",
     "Adam",
     "AveragePooling2D",
+    "BatchNormalization",
     "Callback",
     "ChecksumError",
     "Constant",
@@ -56,6 +61,8 @@ __all__ = [
     "Dense",
     "Dropout",
     "Flatten",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling2D",
     "History",
     "InvalidArgumentError",
     "Layer",
@@ -69,6 +76,7 @@ __all__ = [
     "ShapeError",
     "SpecError",
     "TrainingInterrupted",
+    "ZeroPadding2D",
     "load_model",
     "model_from_json",
     "ops",

@@ -10,6 +10,8 @@ field"): its largest value (max) or its mean (average).
 * Max pooling's gradient goes to exactly one input per window: the first
   maximum in row-major window order (top-left first) when several pixels tie.
   Overlapping windows (stride < pool size) add their gradients.
+* Global pooling (one window over the whole map, ``(N, H, W, C) -> (N, C)``)
+  follows the same rules.
 """
 
 from __future__ import annotations
@@ -178,3 +180,52 @@ def avg_pool2d_backward(
         for bb in range(pw):
             dxp[:, a : a + sh * (ho - 1) + 1 : sh, bb : bb + sw * (wo - 1) + 1 : sw, :] += share
     return unpad2d(dxp, pads, (h, w))
+
+
+# ----------------------------------------------------------------------------- global pooling
+# One window covering the whole map: (N, H, W, C) -> (N, C), Keras's
+# GlobalAveragePooling2D and GlobalMaxPooling2D (PyTorch's adaptive pooling to 1x1).
+
+
+def global_avg_pool2d_forward(x: Any) -> tuple[Any, tuple[int, ...]]:
+    """``O[n, c] = (1 / (H W)) sum_{i, j} X[n, i, j, c]``; returns ``(O, input shape)``.
+
+    The sum accumulates in float64 (the result has ``x``'s dtype).
+    """
+    xp = array_module(x)
+    return x.mean(axis=(1, 2), dtype=xp.float64).astype(x.dtype, copy=False), tuple(x.shape)
+
+
+def global_avg_pool2d_backward(grad_out: Any, input_shape: tuple[int, ...]) -> Any:
+    """``dX[n, i, j, c] = dO[n, c] / (H W)``: the gradient spread evenly over the map."""
+    xp = array_module(grad_out)
+    n, h, w, c = input_shape
+    dx = xp.empty((n, h, w, c), dtype=grad_out.dtype)
+    dx[...] = (grad_out / grad_out.dtype.type(h * w))[:, None, None, :]
+    return dx
+
+
+def global_max_pool2d_forward(x: Any, need_argmax: bool = True) -> tuple[Any, Any]:
+    """``O[n, c] = max_{i, j} X[n, i, j, c]``; returns ``(O, argmax)``.
+
+    ``argmax[n, c]`` is the flat index ``i * W + j`` of the winner: the first
+    maximum in row-major order on ties, as :func:`max_pool2d_forward`. It is
+    ``None`` with ``need_argmax=False``.
+    """
+    xp = array_module(x)
+    n, h, w, c = x.shape
+    if not need_argmax:
+        return x.max(axis=(1, 2)), None
+    flat = x.reshape(n, h * w, c)
+    arg = flat.argmax(axis=1)  # the first maximum
+    out = xp.take_along_axis(flat, arg[:, None, :], axis=1)[:, 0, :]
+    return out, arg
+
+
+def global_max_pool2d_backward(grad_out: Any, argmax: Any, input_shape: tuple[int, ...]) -> Any:
+    """Route ``dO[n, c]`` to the arg-max pixel of channel ``c``; zero elsewhere."""
+    xp = array_module(grad_out)
+    n, h, w, c = input_shape
+    dx = xp.zeros((n, h * w, c), dtype=grad_out.dtype)
+    dx[xp.arange(n)[:, None], argmax, xp.arange(c)[None, :]] = grad_out
+    return dx.reshape(n, h, w, c)
