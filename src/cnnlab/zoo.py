@@ -7,6 +7,8 @@ or a JSON spec file for a data set's input shape and class count.
 1134426
 >>> lenet5(seed=0).count_params()
 61706
+>>> vgg_small(seed=0).count_params()
+289642
 >>> small_cnn(seed=0).count_params()
 13610
 """
@@ -17,7 +19,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError, SpecError
-from cnnlab.layers import Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from cnnlab.layers import (
+    Activation,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    MaxPooling2D,
+)
 from cnnlab.model import Sequential
 from cnnlab.saving import load_spec, model_from_config
 
@@ -100,10 +111,35 @@ def lenet5(seed: int | None = None, input_shape: tuple[int, int, int] = (28, 28,
     )
 
 
+def vgg_small(seed: int | None = None, input_shape: tuple[int, int, int] = (32, 32, 3),
+              num_classes: int = 10) -> Sequential:
+    """A small VGG-style network for 32x32 colour images.
+
+    289,642 parameters at 10 classes (896 of them BatchNormalization's moving
+    statistics, not trained).
+
+    Three blocks of two 3x3 convolutions (32, 64, 128 filters, "same" padding,
+    no bias) each followed by BatchNormalization and ReLU, then 2x2 max
+    pooling; global average pooling, Dropout(0.3), Dense(classes) + softmax.
+    As in Simonyan and Zisserman (2015): stacks of 3x3 convolutions, the width
+    doubling after each pooling; BatchNormalization (Ioffe and Szegedy, 2015)
+    and global average pooling (Lin et al., 2014) in place of VGG's large
+    fully connected layers. Any input of at least 8x8 works.
+    """
+    layers: list = []
+    for filters in (32, 64, 128):
+        for _ in range(2):
+            layers += [Conv2D(filters, 3, padding="same", use_bias=False),
+                       BatchNormalization(), Activation("relu")]
+        layers.append(MaxPooling2D(2))
+    layers += [GlobalAveragePooling2D(), Dropout(0.3), Dense(num_classes), Activation("softmax")]
+    return Sequential(layers, input_shape=input_shape, name="vgg_small", seed=seed)
+
+
 Builder = Callable[..., Sequential]
 
 #: The zoo: name -> builder ``(seed, input_shape, num_classes) -> Sequential``.
-ZOO: dict[str, Builder] = {"seed": seed_model, "lenet5": lenet5}
+ZOO: dict[str, Builder] = {"seed": seed_model, "lenet5": lenet5, "vgg-small": vgg_small}
 _ALIASES = {"seed_model": "seed"}
 
 
