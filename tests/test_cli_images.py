@@ -137,3 +137,16 @@ def test_seed_model_follows_the_data_and_names_a_layer_that_cannot_fit():
     assert model.layers[0].kernel.shape == (2, 2, 3, 16)
     with pytest.raises(cnnlab.ShapeError, match="layer 3 'conv2d_2'"):
         cnnlab.seed_model(seed=0, input_shape=(8, 8, 1))
+
+
+def test_vgg_small_learns_the_colour_folder(colour_data, tmp_path, capsys):
+    out = tmp_path / "vgg"
+    assert main(["train", "--model", "vgg-small", "--data", str(colour_data), "--image-size",
+                 "8", "8", "--epochs", "10", "--batch-size", "4", "--out", str(out),
+                 "--quiet", "--no-figures", "--seed", "2"]) == 0
+    acc = float(capsys.readouterr().out.splitlines()[1].split(": ")[1])
+    model = cnnlab.load_model(out / "model.safetensors")
+    assert model.name == "vgg_small" and model.input_shape == (8, 8, 3)
+    bn = model.get_layer("batch_normalization")
+    assert not np.array_equal(bn.weights[2], 0)  # the moving mean learned the data's
+    assert acc >= 0.9
