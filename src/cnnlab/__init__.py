@@ -6,7 +6,7 @@
 1134426
 """
 
-from cnnlab import ops
+from cnnlab import ops, regularizers
 from cnnlab.errors import (
     ChecksumError,
     CnnlabError,
@@ -35,10 +35,19 @@ from cnnlab.layers import (
     ZeroPadding2D,
 )
 from cnnlab.model import Sequential
-from cnnlab.optimizers import SGD, Adadelta, Adam, RMSprop
+from cnnlab.optimizers import SGD, Adadelta, Adam, AdamW, RMSprop
+from cnnlab.regularizers import L2
 from cnnlab.saving import load_model, model_from_json, save_model
 from cnnlab.schedules import Constant, OneCycle
-from cnnlab.training import Callback, History, TrainingInterrupted
+from cnnlab.training import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    History,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    TrainingInterrupted,
+)
 from cnnlab.zoo import seed_model, small_cnn
 
 __version__ = "0.1.0"
@@ -48,8 +57,10 @@ __all__ = [
     "Activation",
     "Adadelta",
     "Adam",
+    "AdamW",
     "AveragePooling2D",
     "BatchNormalization",
+    "CSVLogger",
     "Callback",
     "ChecksumError",
     "Constant",
@@ -60,18 +71,22 @@ __all__ = [
     "ImageDecodeError",
     "Dense",
     "Dropout",
+    "EarlyStopping",
     "Flatten",
     "GlobalAveragePooling2D",
     "GlobalMaxPooling2D",
     "History",
     "InvalidArgumentError",
+    "L2",
     "Layer",
     "MaxPooling2D",
+    "ModelCheckpoint",
     "ModelFileError",
     "NoDigitError",
     "NonFiniteError",
     "OneCycle",
     "RMSprop",
+    "ReduceLROnPlateau",
     "Sequential",
     "ShapeError",
     "SpecError",
@@ -80,6 +95,7 @@ __all__ = [
     "load_model",
     "model_from_json",
     "ops",
+    "regularizers",
     "save_model",
     "seed_model",
     "small_cnn",

@@ -21,16 +21,63 @@ from cnnlab.errors import InvalidArgumentError, NonFiniteError, ShapeError
 from cnnlab.layers import Activation
 from cnnlab.layers.base import Layer, snake_case
 from cnnlab.ops import parallel
-from cnnlab.ops.losses import categorical_cross_entropy, softmax_cross_entropy
+from cnnlab.ops.losses import (
+    categorical_cross_entropy,
+    check_label_smoothing,
+    softmax_cross_entropy,
+)
 from cnnlab.optimizers import Optimizer, get_optimizer
 from cnnlab.pixels import scale_pixels
 from cnnlab.serialization import save_model
-from cnnlab.training import Callback, GradientReducer, History, local_gradients, train_step
+from cnnlab.training import (
+    Callback,
+    GradientReducer,
+    History,
+    local_gradients,
+    regularization_loss,
+    train_step,
+)
 from cnnlab.training import fit as training_fit
 from cnnlab.training.data import BatchTransform
 from cnnlab.validation import check_positive_int
 
 LOSSES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
+#: Keras's class names of the losses, as a serialized loss names them.
+LOSS_CLASSES = {"CategoricalCrossentropy": "categorical_crossentropy",
+                "SparseCategoricalCrossentropy": "sparse_categorical_crossentropy"}
+
+
+def _parse_loss(loss: Any, label_smoothing: float | None) -> tuple[str, float]:
+    """``(loss name, label smoothing)`` from compile's ``loss`` and ``label_smoothing``.
+
+    ``loss`` is a name of :data:`LOSSES` or Keras's serialized loss,
+    ``{"class_name": "CategoricalCrossentropy", "config": {"label_smoothing": s}}``
+    (what a model file's ``training_config`` keeps when smoothing is on).
+    """
+    smoothing = None if label_smoothing is None else check_label_smoothing(label_smoothing)
+    if isinstance(loss, dict):
+        name = LOSS_CLASSES.get(loss.get("class_name"))  # type: ignore[arg-type]
+        config = loss.get("config", {})
+        if name is None or not isinstance(config, dict) or set(config) - {"label_smoothing"}:
+            raise InvalidArgumentError(
+                f"unknown loss {loss!r:.120}: expected one of {LOSSES} or "
+                '{"class_name": "CategoricalCrossentropy", "config": {"label_smoothing": s}}'
+            )
+        from_dict = check_label_smoothing(config.get("label_smoothing", 0.0))
+        if smoothing is not None and smoothing != from_dict:
+            raise InvalidArgumentError(
+                f"label_smoothing={smoothing} disagrees with the loss's {from_dict}: give one"
+            )
+        loss, smoothing = name, from_dict
+    if loss not in LOSSES:
+        raise InvalidArgumentError(f"unknown loss {loss!r}: expected one of {LOSSES}")
+    smoothing = smoothing or 0.0
+    if smoothing and loss != "categorical_crossentropy":
+        raise InvalidArgumentError(
+            "label_smoothing needs loss='categorical_crossentropy' (Keras's "
+            "SparseCategoricalCrossentropy has none); integer labels work with it too"
+        )
+    return str(loss), smoothing
 
 
 #: The most bytes of weights a model may have: a spec that asks for more is refused
@@ -50,20 +97,24 @@ class LossHead:
     training skips that layer and computes the loss from its input with
     log-sum-exp; the softmax's backward folds into the loss's gradient,
     ``softmax(z) - label``. Otherwise the loss reads the probabilities.
+    ``label_smoothing = s`` replaces the labels by ``label * (1 - s) + s / K``
+    in both (Keras's ``CategoricalCrossentropy(label_smoothing=s)``).
     """
 
     from_logits: bool
+    label_smoothing: float = 0.0
 
     @classmethod
-    def for_layers(cls, layers: Sequence[Layer]) -> LossHead:
+    def for_layers(cls, layers: Sequence[Layer], label_smoothing: float = 0.0) -> LossHead:
         last = layers[-1]
-        return cls(isinstance(last, Activation) and last.activation == "softmax")
+        return cls(isinstance(last, Activation) and last.activation == "softmax",
+                   label_smoothing)
 
     def __call__(self, out: Any, y: Any) -> tuple[float, Any]:
         """Mean loss and its gradient with respect to ``out``."""
         if self.from_logits:
-            return softmax_cross_entropy(out, y)
-        return categorical_cross_entropy(out, y)
+            return softmax_cross_entropy(out, y, label_smoothing=self.label_smoothing)
+        return categorical_cross_entropy(out, y, label_smoothing=self.label_smoothing)
 
 
 def _is_lazy_array(x: Any) -> bool:
@@ -120,7 +171,10 @@ class Sequential:
         self.rng = np.random.default_rng(self.seed)
         self.input_shape: tuple[int, ...] | None = None
         self.optimizer: Optimizer | None = None
-        self.loss = "categorical_crossentropy"
+        #: The loss's name; Keras's serialized loss (a dict) when label smoothing is on,
+        #: which is what model files keep in ``training_config["loss"]``.
+        self.loss: str | dict[str, Any] = "categorical_crossentropy"
+        self.label_smoothing = 0.0
         self.metrics: list[str] = ["accuracy"]
         self.stop_training = False
         self.compiled = False
@@ -306,8 +360,9 @@ class Sequential:
     def compile(
         self,
         optimizer: str | Optimizer | dict[str, Any] = "adam",
-        loss: str = "categorical_crossentropy",
+        loss: str | dict[str, Any] = "categorical_crossentropy",
         metrics: Sequence[str] = ("accuracy",),
+        label_smoothing: float | None = None,
     ) -> None:
         """Choose the optimizer, the loss and the metrics.
 
@@ -316,16 +371,29 @@ class Sequential:
         When the last layer is a separate ``Activation("softmax")``, training
         computes the loss from the logits with log-sum-exp and folds the
         softmax's backward into it (:class:`LossHead`); decided here, once.
+
+        ``label_smoothing=s`` (in [0, 1]; with ``categorical_crossentropy``)
+        trains against ``label * (1 - s) + s / K``, as Keras's
+        ``CategoricalCrossentropy(label_smoothing=s)``; ``evaluate`` and
+        ``val_loss`` report that same smoothed loss, as Keras's do. ``loss`` may
+        also be Keras's serialized loss, ``{"class_name":
+        "CategoricalCrossentropy", "config": {"label_smoothing": s}}``: with
+        smoothing on, :attr:`loss` is that dict, so a model file's
+        ``training_config`` keeps it and ``load_model`` recompiles with it.
+
+        Layers' ``kernel_regularizer`` penalties are added to the loss that
+        training and ``evaluate`` report (Keras's ``model.losses``).
         """
         self._require_built()
-        if loss not in LOSSES:
-            raise InvalidArgumentError(f"unknown loss {loss!r}: expected one of {LOSSES}")
+        name, smoothing = _parse_loss(loss, label_smoothing)
         bad = [m for m in metrics if m not in ("accuracy", "acc")]
         if bad:
             raise InvalidArgumentError(f"unknown metrics {bad}: only 'accuracy' is supported")
         self.optimizer = get_optimizer(optimizer)
-        self._loss_head = LossHead.for_layers(self.layers)
-        self.loss = loss
+        self._loss_head = LossHead.for_layers(self.layers, smoothing)
+        self.label_smoothing = smoothing
+        self.loss = name if not smoothing else {
+            "class_name": "CategoricalCrossentropy", "config": {"label_smoothing": smoothing}}
         self.metrics = ["accuracy"] if metrics else []
         self.compiled = True
 
@@ -466,7 +534,11 @@ class Sequential:
     def evaluate(
         self, x: Any, y: Any, batch_size: int = 1000, verbose: int = 0
     ) -> tuple[float, float]:
-        """Mean loss and accuracy on ``(x, y)``: the slides' ``Test loss`` and ``Test accuracy``."""
+        """Mean loss and accuracy on ``(x, y)``: the slides' ``Test loss`` and ``Test accuracy``.
+
+        The loss is the compiled one (label smoothing included) plus the layers'
+        weight penalties (``kernel_regularizer``), as Keras's ``evaluate`` reports it.
+        """
         check_positive_int(batch_size, "batch_size")
         x = self.check_inputs(x)
         labels = self.check_labels(y, len(x))
@@ -481,7 +553,7 @@ class Sequential:
             loss, _ = head(out, yb)
             total_loss += loss * len(xb)
             correct += int((out.argmax(axis=1) == yb).sum())
-        return total_loss / len(x), correct / len(x)
+        return total_loss / len(x) + regularization_loss(self.layers), correct / len(x)
 
     # ------------------------------------------------------------------ training
     def fit(

@@ -143,6 +143,40 @@ class Adam(Optimizer):
                 "epsilon": self.epsilon}
 
 
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter, 2019), in Keras 3's form.
+
+    Each step first decays every parameter by the (current) learning rate times
+    ``weight_decay``, then takes the Adam step with the gradient, which does not
+    include the decay::
+
+        p -= lr * weight_decay * p
+        m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g^2
+        p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+
+    That is Keras's order (``_apply_weight_decay`` before ``update_step``) and
+    PyTorch's (``p *= 1 - lr * weight_decay``, then Adam). As in both, every
+    trainable weight is decayed, biases included. The two differ only in where
+    epsilon sits: PyTorch divides by ``sqrt(v / (1 - b2^t)) + eps``, Keras (and
+    this) by ``sqrt(v) + eps`` before the bias correction, so Keras's epsilon
+    equals PyTorch's times ``sqrt(1 - b2^t)``.
+
+    The state (``m``, ``v``, step count) is Adam's, saved by checkpoints the same way.
+    """
+
+    def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.004,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7) -> None:
+        super().__init__(learning_rate, beta_1, beta_2, epsilon)
+        self.weight_decay = check_number(weight_decay, "weight_decay", "AdamW", allow_zero=True)
+
+    def update(self, i: int, p: Any, g: Any) -> None:
+        p -= p * p.dtype.type(self.learning_rate * self.weight_decay)
+        super().update(i, p, g)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "weight_decay": self.weight_decay}
+
+
 class RMSprop(Optimizer):
     """``a = rho a + (1 - rho) g^2``; ``p -= lr g / (sqrt(a) + eps)`` (optional momentum)."""
 
@@ -206,7 +240,7 @@ class Adadelta(Optimizer):
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
-    "sgd": SGD, "adam": Adam, "rmsprop": RMSprop, "adadelta": Adadelta,
+    "sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adadelta": Adadelta,
 }
 
 

@@ -12,6 +12,9 @@ from cnnlab.layers.base import Layer
 from cnnlab.ops import conv as conv_ops
 from cnnlab.ops.activations import get_activation
 from cnnlab.ops.padding import normalise_padding_arg, output_hw, pair, resolve_padding
+from cnnlab.regularizers import Regularizer
+from cnnlab.regularizers import get as get_regularizer
+from cnnlab.regularizers import serialize as serialize_regularizer
 from cnnlab.validation import check_positive_int
 
 #: ``Conv2D(impl=...)``: ``"fast"`` lets the op choose im2col or Winograd.
@@ -30,6 +33,10 @@ class Conv2D(Layer):
         activation: ``None``/``"linear"``, ``"relu"``, ``"sigmoid"``, ``"tanh"``, ``"softmax"``.
         use_bias: add one learned bias per filter.
         kernel_initializer, bias_initializer: Keras names (``glorot_uniform``, ``zeros``).
+        kernel_regularizer: a penalty on the kernel added to the loss (Keras's):
+            ``None`` (default), ``"l2"`` (``L2(0.01)``), a
+            :class:`cnnlab.regularizers.L2`, or its config
+            ``{"class_name": "L2", "config": {"l2": ...}}``.
         impl: ``"fast"`` (default: im2col + GEMM, or Winograd for 3x3 stride-1
             layers with enough work), ``"reference"`` (the slides' literal
             formulas; slower, for teaching and tests), or ``"im2col"`` /
@@ -58,6 +65,7 @@ class Conv2D(Layer):
         use_bias: bool = True,
         kernel_initializer: str = "glorot_uniform",
         bias_initializer: str = "zeros",
+        kernel_regularizer: str | dict[str, Any] | Regularizer | None = None,
         impl: str = "fast",
         name: str | None = None,
         dtype: str = "float32",
@@ -77,6 +85,10 @@ class Conv2D(Layer):
         self.bias_initializer = bias_initializer
         get_initializer(kernel_initializer)
         get_initializer(bias_initializer)
+        try:
+            self.kernel_regularizer = get_regularizer(kernel_regularizer)
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"Conv2D: kernel_regularizer: {e}") from None
         if impl not in IMPL_CHOICES:
             raise InvalidArgumentError(f"Conv2D: impl must be one of {IMPL_CHOICES}, got {impl!r}")
         self.impl = impl
@@ -124,7 +136,7 @@ class Conv2D(Layer):
         return weights
 
     def get_config(self) -> dict[str, Any]:
-        return {
+        config: dict[str, Any] = {
             "name": self.name,
             "filters": self.filters,
             "kernel_size": list(self.kernel_size),
@@ -136,6 +148,9 @@ class Conv2D(Layer):
             "kernel_initializer": self.kernel_initializer,
             "bias_initializer": self.bias_initializer,
         }
+        if self.kernel_regularizer is not None:  # absent when None: older files stay equal
+            config["kernel_regularizer"] = serialize_regularizer(self.kernel_regularizer)
+        return config
 
     @property
     def kernel(self) -> Any:

@@ -11,6 +11,9 @@ from cnnlab.errors import InvalidArgumentError, ShapeError
 from cnnlab.initializers import get_initializer
 from cnnlab.layers.base import Layer
 from cnnlab.ops.activations import get_activation
+from cnnlab.regularizers import Regularizer
+from cnnlab.regularizers import get as get_regularizer
+from cnnlab.regularizers import serialize as serialize_regularizer
 from cnnlab.validation import check_positive_int
 
 
@@ -19,6 +22,10 @@ class Dense(Layer):
 
     Weights ``kernel (in, units)`` and ``bias (units,)``. Backward:
     ``dW = x^T dz``, ``db = sum_n dz``, ``dx = dz W^T``.
+
+    ``kernel_regularizer``: a penalty on the kernel added to the loss (Keras's):
+    ``None`` (default), ``"l2"`` (``L2(0.01)``), a :class:`cnnlab.regularizers.L2`,
+    or its config ``{"class_name": "L2", "config": {"l2": ...}}``.
     """
 
     weight_names = ("kernel", "bias")
@@ -30,6 +37,7 @@ class Dense(Layer):
         use_bias: bool = True,
         kernel_initializer: str = "glorot_uniform",
         bias_initializer: str = "zeros",
+        kernel_regularizer: str | dict[str, Any] | Regularizer | None = None,
         name: str | None = None,
         dtype: str = "float32",
     ) -> None:
@@ -41,6 +49,10 @@ class Dense(Layer):
         self.bias_initializer = bias_initializer
         get_initializer(kernel_initializer)
         get_initializer(bias_initializer)
+        try:
+            self.kernel_regularizer = get_regularizer(kernel_regularizer)
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"Dense: kernel_regularizer: {e}") from None
         self.weight_names = ("kernel", "bias") if self.use_bias else ("kernel",)
         self._cache: tuple[Any, Any] | None = None
 
@@ -65,7 +77,7 @@ class Dense(Layer):
         return weights
 
     def get_config(self) -> dict[str, Any]:
-        return {
+        config: dict[str, Any] = {
             "name": self.name,
             "units": self.units,
             "activation": self.activation,
@@ -73,6 +85,9 @@ class Dense(Layer):
             "kernel_initializer": self.kernel_initializer,
             "bias_initializer": self.bias_initializer,
         }
+        if self.kernel_regularizer is not None:  # absent when None: older files stay equal
+            config["kernel_regularizer"] = serialize_regularizer(self.kernel_regularizer)
+        return config
 
     def forward(self, x: Any, training: bool = False) -> Any:
         z = x @ self.weights[0]

@@ -10,6 +10,12 @@ batch.
 logits through log-sum-exp (``ln softmax(z)_i = z_i - max z - ln sum e^{z - max z}``),
 which never takes the log of zero; its gradient with respect to the logits is
 the famous ``(softmax(z) - label) / N``.
+
+Label smoothing (Keras's ``CategoricalCrossentropy(label_smoothing=s)``, the
+same definition as PyTorch's ``cross_entropy(label_smoothing=s)``) replaces
+every label row by ``label * (1 - s) + s / K`` for ``K`` classes before the
+loss; both losses take it as ``label_smoothing=``, and the gradients are the
+same formulas with the smoothed label.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from cnnlab.backend import array_module
-from cnnlab.errors import ShapeError
+from cnnlab.errors import InvalidArgumentError, ShapeError
 
 
 def one_hot(labels: Any, num_classes: int, dtype: Any = None) -> Any:
@@ -40,16 +46,35 @@ def as_one_hot(labels: Any, num_classes: int, dtype: Any) -> Any:
     )
 
 
+def smooth_labels(y: Any, label_smoothing: float) -> Any:
+    """``y * (1 - s) + s / K`` for rows ``y`` of ``K`` classes (``y`` unchanged when s = 0)."""
+    if not label_smoothing:
+        return y
+    k = y.shape[-1]
+    f = y.dtype.type
+    return y * f(1.0 - label_smoothing) + f(label_smoothing / k)
+
+
+def check_label_smoothing(value: Any) -> float:
+    """``value`` as a float in ``[0, 1]`` (what Keras accepts), or InvalidArgumentError."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not 0 <= value <= 1:
+        raise InvalidArgumentError(f"label_smoothing must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
 def log_softmax(z: Any) -> Any:
     xp = array_module(z)
     shifted = z - z.max(axis=-1, keepdims=True)
     return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def softmax_cross_entropy(logits: Any, labels: Any) -> tuple[float, Any]:
-    """Mean ``-sum label * ln softmax(logits)`` and its gradient w.r.t. the logits."""
+def softmax_cross_entropy(logits: Any, labels: Any,
+                          label_smoothing: float = 0.0) -> tuple[float, Any]:
+    """Mean ``-sum y * ln softmax(logits)`` and its gradient ``(softmax(logits) - y) / N``,
+    with ``y`` the label rows, smoothed by ``label_smoothing`` (:func:`smooth_labels`)."""
     xp = array_module(logits)
-    y = as_one_hot(labels, logits.shape[-1], logits.dtype)
+    y = smooth_labels(as_one_hot(labels, logits.shape[-1], logits.dtype), label_smoothing)
     logp = log_softmax(logits)
     n = logits.shape[0]
     loss = float(-(y * logp).sum() / n)
@@ -57,10 +82,13 @@ def softmax_cross_entropy(logits: Any, labels: Any) -> tuple[float, Any]:
     return loss, grad.astype(logits.dtype, copy=False)
 
 
-def categorical_cross_entropy(probs: Any, labels: Any, eps: float = 1e-7) -> tuple[float, Any]:
-    """Mean ``-sum label * ln p`` on probabilities (clipped to ``[eps, 1 - eps]`` as Keras)."""
+def categorical_cross_entropy(probs: Any, labels: Any, eps: float = 1e-7,
+                              label_smoothing: float = 0.0) -> tuple[float, Any]:
+    """Mean ``-sum y * ln p`` on probabilities (clipped to ``[eps, 1 - eps]`` as Keras)
+    and its gradient ``-y / p / N`` (zero where the clip is active), with ``y`` the
+    label rows smoothed by ``label_smoothing`` (:func:`smooth_labels`)."""
     xp = array_module(probs)
-    y = as_one_hot(labels, probs.shape[-1], probs.dtype)
+    y = smooth_labels(as_one_hot(labels, probs.shape[-1], probs.dtype), label_smoothing)
     p = xp.clip(probs, eps, 1 - eps)
     n = probs.shape[0]
     loss = float(-(y * xp.log(p)).sum() / n)

@@ -4,7 +4,9 @@
 (:mod:`~cnnlab.training.data`), calls :class:`Callback` hooks, writes
 checkpoints (:mod:`~cnnlab.training.checkpoint`) and turns Ctrl-C into a
 resumable stop. ``reduce_gradients`` is where a distributed run combines
-gradients across processes.
+gradients across processes. Keras's standard callbacks (:class:`EarlyStopping`,
+:class:`ModelCheckpoint`, :class:`ReduceLROnPlateau`, :class:`CSVLogger`) are in
+:mod:`~cnnlab.training.keras_callbacks`.
 """
 
 from cnnlab.training.callbacks import Callback, CallbackList, ProgressLogger
@@ -15,23 +17,34 @@ from cnnlab.training.checkpoint import (
     save_checkpoint,
 )
 from cnnlab.training.data import ArrayBatches, IterableBatches
+from cnnlab.training.keras_callbacks import (
+    CSVLogger,
+    EarlyStopping,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+)
 from cnnlab.training.loop import (
     GradientReducer,
     TrainingInterrupted,
     fit,
     local_gradients,
+    regularization_loss,
     train_step,
 )
 from cnnlab.training.state import History, TrainState
 
 __all__ = [
     "ArrayBatches",
+    "CSVLogger",
     "Callback",
     "CallbackList",
+    "EarlyStopping",
     "GradientReducer",
     "History",
     "IterableBatches",
+    "ModelCheckpoint",
     "ProgressLogger",
+    "ReduceLROnPlateau",
     "TrainState",
     "TrainingInterrupted",
     "fit",
@@ -39,6 +52,7 @@ __all__ = [
     "load_checkpoint",
     "local_gradients",
     "read_training_config",
+    "regularization_loss",
     "save_checkpoint",
     "train_step",
 ]

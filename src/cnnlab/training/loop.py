@@ -52,11 +52,39 @@ def local_gradients(grads: list[Any]) -> None:
     """The gradient reduction of a single process: nothing to combine."""
 
 
+def _regularized_kernels(layers: Sequence[Any]) -> Iterator[tuple[Any, int, Any]]:
+    """``(layer, index of the kernel in layer.grads, regularizer)`` for every layer with a
+    ``kernel_regularizer`` (Conv2D, Dense)."""
+    for layer in layers:
+        reg = getattr(layer, "kernel_regularizer", None)
+        if reg is not None:
+            trainable = [n for n in layer.weight_names if n not in layer.non_trainable_names]
+            yield layer, trainable.index("kernel"), reg
+
+
+def regularization_loss(layers: Sequence[Any]) -> float:
+    """The weight penalties (Keras's ``model.losses``): ``sum l2 * sum(kernel ** 2)``
+    over the layers with a ``kernel_regularizer``; 0.0 without any."""
+    return sum((reg(layer.trainable_weights[i]) for layer, i, reg in _regularized_kernels(layers)),
+               0.0)
+
+
+def add_regularization_gradients(layers: Sequence[Any]) -> None:
+    """Add each penalty's gradient (``2 * l2 * kernel``) to its kernel's gradient, in place."""
+    for layer, i, reg in _regularized_kernels(layers):
+        layer.grads[i] += reg.gradient(layer.trainable_weights[i])
+
+
 def train_step(model: Any, x: Any, y: Any, step: int = 0,
                reduce_gradients: GradientReducer = local_gradients) -> tuple[float, int]:
     """One step on a prepared batch: returns ``(mean loss, number of correct predictions)``.
 
-    The caller holds :func:`cnnlab.ops.parallel.batch_scope` for the batch.
+    The loss is the head's cross-entropy plus the weight penalties
+    (:func:`regularization_loss`, as Keras adds ``model.losses``); the
+    penalties' gradients are added to the kernels' gradients here, once, after
+    ``reduce_gradients`` (they are the same on every process and do not
+    depend on the batch, so they are not reduced). The caller holds
+    :func:`cnnlab.ops.parallel.batch_scope` for the batch.
     """
     head = model.loss_head
     layers = model.layers[:-1] if head.from_logits else model.layers
@@ -64,6 +92,7 @@ def train_step(model: Any, x: Any, y: Any, step: int = 0,
     for layer in layers:
         out = layer.forward(out, True)
     loss, grad = head(out, y)
+    loss += regularization_loss(model.layers)  # the weights of this forward, before the update
     if not math.isfinite(loss):
         raise NonFiniteError(f"step {step}: the loss is {loss}; {model.locate_nonfinite(x)}")
     labels = y if y.ndim == 1 else y.argmax(axis=1)
@@ -73,6 +102,7 @@ def train_step(model: Any, x: Any, y: Any, step: int = 0,
     params = [w for layer in model.layers for w in layer.trainable_weights]
     grads = [g for layer in model.layers for g in layer.grads]
     reduce_gradients(grads)
+    add_regularization_gradients(model.layers)
     for layer in model.layers:
         for g in layer.grads:
             if not np.isfinite(g.sum()):
