@@ -2,11 +2,14 @@
 
 Usage::
 
-    python benchmarks/bench_speed.py [--repeats 7] [--threads 2] [--json results.json]
+    python benchmarks/bench_speed.py [--model seed|vgg-small] [--repeats 7] [--threads 2]
+                                     [--json results.json]
 
 Both frameworks get the same thread count (``OMP_NUM_THREADS``,
 ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS`` and ``torch.set_num_threads``),
-the same model (``cnnlab.seed_model()`` and an equivalent ``torch.nn.Sequential``),
+the same model (``--model seed``, the default: ``cnnlab.seed_model()`` on 28x28x1;
+``--model vgg-small``: ``cnnlab.zoo.vgg_small()`` on 32x32x3, a BatchNormalization
+after every convolution; each with an equivalent ``torch.nn.Sequential``),
 the same batches and Adam(lr=1e-3). Warm-up iterations are excluded; each
 repetition times cnnlab then PyTorch back to back, so a busy machine slows both
 alike, and the table reports medians over the repetitions:
@@ -57,25 +60,35 @@ import numpy as np  # noqa: E402
 BATCH_TRAIN = 128
 BATCH_INFER = 1000
 
+#: --model choices -> input shape (H, W, C) of the random batches.
+MODELS: dict[str, tuple[int, int, int]] = {"seed": (28, 28, 1), "vgg-small": (32, 32, 3)}
+
 
 # ----------------------------------------------------------------------------- models
 
 
-def build_cnnlab(seed: int = 0) -> Any:
+def build_cnnlab(seed: int = 0, model_name: str = "seed") -> Any:
     import cnnlab
 
-    model = cnnlab.seed_model(seed=seed)
+    if model_name == "vgg-small":
+        model = cnnlab.zoo.vgg_small(seed=seed)
+    else:
+        model = cnnlab.seed_model(seed=seed)
     model.compile(optimizer=cnnlab.Adam(learning_rate=1e-3),
                   loss="sparse_categorical_crossentropy")
     return model
 
 
-def build_torch(seed: int = 0) -> tuple[Any, Any, Any]:
+def build_torch(seed: int = 0, model_name: str = "seed") -> tuple[Any, Any, Any]:
     """The seed model in PyTorch (NCHW). Keras's 'same' for a 2x2 kernel pads 0 before
-    and 1 after, hence the explicit ZeroPad2d."""
+    and 1 after, hence the explicit ZeroPad2d.
+
+    ``model_name="vgg-small"``: :func:`build_torch_vgg_small` instead."""
     import torch
     from torch import nn
 
+    if model_name == "vgg-small":
+        return build_torch_vgg_small(seed)
     torch.manual_seed(seed)
     model = nn.Sequential(
         nn.ZeroPad2d((0, 1, 0, 1)),
@@ -98,12 +111,43 @@ def build_torch(seed: int = 0) -> tuple[Any, Any, Any]:
     return model, opt, nn.CrossEntropyLoss()
 
 
+def build_torch_vgg_small(seed: int = 0, num_classes: int = 10) -> tuple[Any, Any, Any]:
+    """``cnnlab.zoo.vgg_small`` in PyTorch (NCHW, like the seed twin).
+
+    Three blocks of [Conv2d(3x3, padding=1 = Keras's 'same' for an odd kernel,
+    no bias) -> BatchNorm2d -> ReLU] x 2 -> MaxPool2d(2), for 32, 64, 128
+    filters; then global average pooling, Dropout(0.3), Linear. BatchNorm2d
+    gets Keras's defaults: ``eps=1e-3`` and ``momentum=0.01`` (PyTorch's
+    momentum is the weight of the *new* batch statistic, Keras's 0.99 that of
+    the old moving one). The softmax lives in the loss (training) and in the
+    inference workloads, as for the seed twin.
+    """
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    cin = 3
+    for filters in (32, 64, 128):
+        for _ in range(2):
+            layers += [nn.Conv2d(cin, filters, 3, padding=1, bias=False),
+                       nn.BatchNorm2d(filters, eps=1e-3, momentum=0.01),
+                       nn.ReLU()]
+            cin = filters
+        layers.append(nn.MaxPool2d(2))
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3),
+               nn.Linear(cin, num_classes)]
+    model = nn.Sequential(*layers)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    return model, opt, nn.CrossEntropyLoss()
+
+
 # ----------------------------------------------------------------------------- workloads
 
 
-def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def make_data(n: int, seed: int = 0, model_name: str = "seed") -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    x = rng.random((n, 28, 28, 1), dtype=np.float32)
+    x = rng.random((n, *MODELS[model_name]), dtype=np.float32)
     y = rng.integers(0, 10, n).astype(np.int64)
     return x, y
 
@@ -111,14 +155,14 @@ def make_data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 class Workloads:
     """Callables doing identical work in each framework."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, model_name: str = "seed") -> None:
         import torch
 
         torch.set_num_threads(threads)
         self.torch = torch
-        self.cl_model = build_cnnlab()
-        self.t_model, self.t_opt, self.t_loss = build_torch()
-        x, y = make_data(BATCH_INFER)
+        self.cl_model = build_cnnlab(model_name=model_name)
+        self.t_model, self.t_opt, self.t_loss = build_torch(model_name=model_name)
+        x, y = make_data(BATCH_INFER, model_name=model_name)
         self.x_train, self.y_train = x[:BATCH_TRAIN], y[:BATCH_TRAIN]
         self.x_infer, self.x_one = x, x[:1]
         self.tx_train = torch.from_numpy(self.x_train.transpose(0, 3, 1, 2).copy())
@@ -130,7 +174,7 @@ class Workloads:
         self.cl_model.train_on_batch(self.x_train, self.y_train)
 
     def t_train(self) -> None:
-        self.t_model.train()
+        self.t_model.train()  # BatchNorm2d: batch statistics, running ones updated
         self.t_opt.zero_grad(set_to_none=True)
         loss = self.t_loss(self.t_model(self.tx_train), self.ty_train)
         loss.backward()
@@ -140,7 +184,7 @@ class Workloads:
         self.cl_model.predict(self.x_infer, batch_size=BATCH_INFER)
 
     def t_infer(self) -> None:
-        self.t_model.eval()
+        self.t_model.eval()  # BatchNorm2d: running statistics (cnnlab's predict: moving ones)
         with self.torch.inference_mode():
             self.torch.softmax(self.t_model(self.tx_infer), dim=1)
 
@@ -196,14 +240,14 @@ def interleaved(a: Callable[[], None], b: Callable[[], None], repeats: int, call
 # ----------------------------------------------------------------------------- memory
 
 
-def memory_child(framework: str, steps: int) -> None:
+def memory_child(framework: str, steps: int, model_name: str = "seed") -> None:
     """Train ``steps`` batches of 128 in this (fresh) process, print peak RSS in MiB."""
     import resource
 
     w_threads = int(os.environ.get("OMP_NUM_THREADS", "2"))
-    x, y = make_data(BATCH_TRAIN * 4)
+    x, y = make_data(BATCH_TRAIN * 4, model_name=model_name)
     if framework == "cnnlab":
-        model = build_cnnlab()
+        model = build_cnnlab(model_name=model_name)
         for s in range(steps):
             i = (s % 4) * BATCH_TRAIN
             model.train_on_batch(x[i : i + BATCH_TRAIN], y[i : i + BATCH_TRAIN])
@@ -212,7 +256,8 @@ def memory_child(framework: str, steps: int) -> None:
         import torch
 
         torch.set_num_threads(w_threads)
-        model, opt, loss_fn = build_torch()
+        model, opt, loss_fn = build_torch(model_name=model_name)
+        model.train()
         tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
         ty = torch.from_numpy(y)
         for s in range(steps):
@@ -239,9 +284,10 @@ def _peak_rss_mib(resource: Any) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def measure_memory(framework: str, steps: int) -> float:
+def measure_memory(framework: str, steps: int, model_name: str = "seed") -> float:
     out = subprocess.run(
-        [sys.executable, __file__, "--_memory-child", framework, "--steps", str(steps)],
+        [sys.executable, __file__, "--_memory-child", framework, "--steps", str(steps),
+         "--model", model_name],
         capture_output=True, text=True, check=True, env=os.environ.copy(),
     )
     return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mib"])
@@ -252,6 +298,9 @@ def measure_memory(framework: str, steps: int) -> float:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", choices=tuple(MODELS), default="seed",
+                   help="seed: the slides' model on 28x28x1 (default); vgg-small: "
+                        "cnnlab.zoo.vgg_small, BatchNormalization after every conv, 32x32x3")
     p.add_argument("--repeats", type=int, default=7, help="timed repetitions (median reported)")
     p.add_argument("--threads", type=int, default=2, help="threads for both frameworks")
     p.add_argument("--train-calls", type=int, default=2, help="training steps per repetition")
@@ -267,16 +316,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     _set_threads(args.threads)
     if args.memory_child:
-        memory_child(args.memory_child, args.steps)
+        memory_child(args.memory_child, args.steps, args.model)
         return {}
 
     import torch
 
     memory: tuple[float, float] | None = None
     if args.memory_steps:  # first, while this process is still small
-        memory = (measure_memory("cnnlab", args.memory_steps),
-                  measure_memory("torch", args.memory_steps))
-    w = Workloads(args.threads)
+        memory = (measure_memory("cnnlab", args.memory_steps, args.model),
+                  measure_memory("torch", args.memory_steps, args.model))
+    w = Workloads(args.threads, args.model)
     only = set(args.only or ("train", "infer", "one"))
     rows: list[dict[str, Any]] = []
     # batch 1 first: PyTorch's batch-1 latency was measured slower after the
@@ -301,6 +350,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rows.append({"name": f"peak RSS, {args.memory_steps} train steps", "unit": "MiB",
                      "cnnlab": mc, "torch": mt, "ratio": mt / mc})
 
+    if args.model != "seed":  # the seed model's output stays as it always was
+        h, wd, c = MODELS[args.model]
+        print(f"model={args.model} (cnnlab.zoo.vgg_small(seed=0), {h}x{wd}x{c} random data, "
+              f"10 classes; torch twin NCHW with BatchNorm2d(eps=1e-3, momentum=0.01))")
     print(f"threads={args.threads} repeats={args.repeats} numpy={np.__version__} "
           f"torch={torch.__version__} (median of repeats; ratio > 1 means cnnlab is better)")
     print(f"{'benchmark':32s} {'unit':>6s} {'cnnlab':>10s} {'torch':>10s} {'ratio':>7s}")
@@ -314,6 +367,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         load = float("nan")
     result = {"threads": args.threads, "repeats": args.repeats, "numpy": np.__version__,
               "torch": torch.__version__, "loadavg_1min": load, "rows": rows}
+    if args.model != "seed":
+        result["model"] = args.model
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)
