@@ -119,3 +119,18 @@ def test_cli_summary_and_train_with_a_spec(tmp_path, capsys):
     assert main(["train", "--model", "nope", "--out", str(tmp_path / "x"), "--quiet"]) == 2
     assert "unknown model 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_early_stopping_keeps_the_best_epoch(tmp_path, capsys):
+    out = tmp_path / "es"
+    assert main(["train", "--model", "lenet5", "--epochs", "6", "--train-limit", "300",
+                 "--test-limit", "200", "--lr", "0.03", "--early-stopping", "1",
+                 "--out", str(out), "--quiet", "--no-figures"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    history = json.loads((out / "history.json").read_text())
+    test_loss = float(lines[0].split(": ")[1])
+    # the reported test loss is the best epoch's val_loss (the test part validated each epoch)
+    assert test_loss == pytest.approx(min(history["val_loss"]), rel=1e-6)
+    assert main(["train", "--early-stopping", "2", "--no-validation", "--out",
+                 str(tmp_path / "x"), "--quiet"]) == 2
+    assert "needs validation data" in capsys.readouterr().err

@@ -114,6 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "test_limit": args.test_limit,
             "checkpoint_every": args.checkpoint_every,
             "validation": not args.no_validation,
+            "early_stopping": args.early_stopping,
         }
         if last_checkpoint(out) is not None and not args.overwrite:
             raise InvalidArgumentError(
@@ -129,6 +130,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         validation = (held_out.x, held_out.y)
     elif cfg["validation"] and test is not None:
         validation = (test.x, test.y)  # the slides: the test set after every epoch
+    callbacks = []
+    if cfg.get("early_stopping"):
+        if validation is None:
+            raise InvalidArgumentError(
+                "--early-stopping watches val_loss and needs validation data: give "
+                "--validation-split F, or data with a test part (and no --no-validation)"
+            )
+        callbacks.append(cnnlab.EarlyStopping(
+            monitor="val_loss", patience=cfg["early_stopping"], restore_best_weights=True,
+            verbose=0 if args.quiet else 1))
     input_shape = tuple(int(d) for d in train.x.shape[1:])
     model = get_model(cfg.get("model", "seed"), input_shape=input_shape,
                       num_classes=len(splits.class_names), seed=cfg["seed"])
@@ -166,7 +177,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         validation_data=validation,
         verbose=0 if args.quiet else 1,
         checkpoint_dir=out, checkpoint_every=cfg["checkpoint_every"],
-        resume=bool(args.resume), augment=augment,
+        resume=bool(args.resume), augment=augment, callbacks=callbacks,
     )
     wall = time.perf_counter() - t0
     assert model.optimizer is not None
@@ -330,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"output folder (default: {DEFAULT_OUT})")
     p.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="N",
                    help="also checkpoint every N steps (one is always written per epoch)")
+    p.add_argument("--early-stopping", type=positive_int, default=None, metavar="PATIENCE",
+                   help="stop when val_loss has not improved for PATIENCE epochs, and keep "
+                   "the best epoch's weights (Keras's EarlyStopping; needs validation data)")
     p.add_argument("--resume", metavar="DIR", default=None,
                    help="continue the run in DIR from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start afresh in an existing --out")

@@ -194,9 +194,9 @@ def fit(
                 if validate is not None:
                     logs.update(zip(("val_loss", "val_accuracy"), validate(), strict=True))
                 logs["time"] = time.perf_counter() - t0
-                state.history.append(epoch, logs)
                 state.end_epoch(epoch)
-                cb.on_epoch_end(epoch, logs)
+                cb.on_epoch_end(epoch, logs)  # may add to logs (ReduceLROnPlateau's rate)
+                state.history.append(epoch, logs)
                 path = save(state)
                 if interrupted():
                     raise TrainingInterrupted(f"interrupted after epoch {epoch + 1}", path)
