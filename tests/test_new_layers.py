@@ -142,12 +142,13 @@ ACTIVATION_OPS = [
     pytest.param(act.leaky_relu, act.leaky_relu_backward, id="leaky_relu"),
     pytest.param(act.elu, act.elu_backward, id="elu"),
     pytest.param(act.gelu, act.gelu_backward, id="gelu"),
-    pytest.param(lambda x, out=None: act.gelu(x, approximate=True), act.gelu_backward,
-                 id="gelu-tanh"),
+    pytest.param(lambda x, out=None: act.gelu(x, approximate=True),
+                 lambda g, y, x: act.gelu_backward(g, y, x, approximate=True), id="gelu-tanh"),
     pytest.param(lambda x, out=None: act.leaky_relu(x, negative_slope=0.7),
-                 lambda g, y: act.leaky_relu_backward(g, y, negative_slope=0.7), id="leaky-0.7"),
+                 lambda g, y, x: act.leaky_relu_backward(g, y, x, negative_slope=0.7),
+                 id="leaky-0.7"),
     pytest.param(lambda x, out=None: act.elu(x, alpha=0.5),
-                 lambda g, y: act.elu_backward(g, y, alpha=0.5), id="elu-0.5"),
+                 lambda g, y, x: act.elu_backward(g, y, x, alpha=0.5), id="elu-0.5"),
 ]
 
 
@@ -161,7 +162,7 @@ def test_new_activation_op_gradients(fwd, bwd):
     def loss():
         return np.sum(fwd(x) * r)
 
-    assert_grad_close(bwd(r, fwd(x)), numerical_gradient(loss, x), TOL, "activation")
+    assert_grad_close(bwd(r, fwd(x), x), numerical_gradient(loss, x), TOL, "activation")
 
 
 @pytest.mark.parametrize("name", ["leaky_relu", "elu", "gelu"])
@@ -258,7 +259,7 @@ def test_normal_cdf_against_math_erfc():
         x.astype(np.float32).astype(np.float64))).max() < 1e-10
 
 
-def test_gelu_values_and_derivative_carried_beside_them():
+def test_gelu_values_and_derivative():
     x = np.array([-3.0, -0.5, 0.0, 1.0, 6.0])
     y = act.gelu(x)
     exact = np.array([v * 0.5 * math.erfc(-v / math.sqrt(2)) for v in x])
@@ -266,18 +267,16 @@ def test_gelu_values_and_derivative_carried_beside_them():
     assert y.flags.c_contiguous and y.dtype == x.dtype
     deriv = [0.5 * math.erfc(-v / math.sqrt(2)) + v * math.exp(-v * v / 2) / math.sqrt(2 * math.pi)
              for v in x]
-    np.testing.assert_allclose(act.gelu_backward(np.ones(5), y), deriv, rtol=1e-14)
-    with pytest.raises(InvalidArgumentError, match="forward returned"):
-        act.gelu_backward(np.ones(5), y.copy())
-    with pytest.raises(InvalidArgumentError):
-        act.gelu_backward(np.ones(4), y[1:])
+    np.testing.assert_allclose(act.gelu_backward(np.ones(5), y, x), deriv, rtol=1e-14)
+    with pytest.raises(InvalidArgumentError, match="needs the activation's input"):
+        act.gelu_backward(np.ones(5), y)
     # blocks (GELU_BLOCK elements) and strided inputs give the same numbers
     big = np.random.default_rng(9).standard_normal((3 * act.GELU_BLOCK + 5, 2)).T[:, ::3]
     yb = act.gelu(big)
     assert yb.shape == big.shape and yb.flags.c_contiguous
     np.testing.assert_array_equal(yb.ravel(), act.gelu(big.ravel().copy()))
-    np.testing.assert_array_equal(act.gelu_backward(np.ones_like(big), yb).ravel(),
-                                  act.gelu_backward(np.ones(big.size), act.gelu(big.ravel())))
+    np.testing.assert_array_equal(act.gelu_backward(np.ones_like(big), yb, big).ravel(),
+                                  act.gelu_backward(np.ones(big.size), None, big.ravel()))
     # the input is left alone even when asked to work in place
     z = np.linspace(-2, 2, 6, dtype=np.float32)
     before = z.copy()
@@ -474,7 +473,7 @@ def test_new_activations_match_torch_float32(name, torch_fn):
     g = rng.uniform(-1, 1, x.shape).astype(np.float32)
     _, fwd, bwd = act.get_activation(name)
     y = fwd(x)
-    dx = bwd(g, y)
+    dx = bwd(g, y, x)
     assert y.dtype == np.float32 and dx.dtype == np.float32
     for dtype in (torch.float32, torch.float64):
         xt = torch.tensor(x, dtype=dtype, requires_grad=True)
@@ -496,7 +495,8 @@ def test_gelu_tanh_approximation_matches_torch():
     yt = F.gelu(xt, approximate="tanh")
     yt.backward(torch.tensor(g))
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(act.gelu_backward(g, y), xt.grad.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(act.gelu_backward(g, y, x, approximate=True), xt.grad.numpy(),
+                               rtol=1e-6, atol=1e-6)
 
 
 # ============================================================================ Keras semantics

@@ -10,7 +10,7 @@ from cnnlab.errors import InvalidArgumentError, ShapeError
 from cnnlab.initializers import get_initializer
 from cnnlab.layers.base import Layer
 from cnnlab.ops import conv as conv_ops
-from cnnlab.ops.activations import get_activation
+from cnnlab.ops.activations import get_activation, reads_input
 from cnnlab.ops.padding import normalise_padding_arg, output_hw, pair, resolve_padding
 from cnnlab.regularizers import Regularizer
 from cnnlab.regularizers import get as get_regularizer
@@ -167,16 +167,21 @@ class Conv2D(Layer):
             relu=fuse_relu, keep=training,
             filter_cache=None if training else self._filter_cache,
         )
-        y = z if fuse_relu else self._act(z, out=z)  # in place where the activation can
-        self._cache = (cache, y, fuse_relu) if training else None
+        if fuse_relu:
+            y = z
+        elif reads_input(self.activation):
+            y = self._act(z)  # its backward needs z
+        else:
+            y = self._act(z, out=z)  # in place: the backward needs only y
+        self._cache = (cache, y, z, fuse_relu) if training else None
         return y
 
     def backward(self, grad_out: Any) -> Any:
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first")
-        cache, y, fuse_relu = self._cache
+        cache, y, z, fuse_relu = self._cache
         self._cache = None
-        grad = grad_out if fuse_relu else self._act_backward(grad_out, y)
+        grad = grad_out if fuse_relu else self._act_backward(grad_out, y, z)
         dx, self.grads[0], db = conv_ops.conv2d_backward(grad, cache, self.need_input_grad)
         if self.use_bias:
             self.grads[1] = db

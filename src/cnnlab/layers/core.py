@@ -10,7 +10,7 @@ import numpy as np
 from cnnlab.errors import InvalidArgumentError, ShapeError
 from cnnlab.initializers import get_initializer
 from cnnlab.layers.base import Layer
-from cnnlab.ops.activations import get_activation
+from cnnlab.ops.activations import get_activation, reads_input
 from cnnlab.regularizers import Regularizer
 from cnnlab.regularizers import get as get_regularizer
 from cnnlab.regularizers import serialize as serialize_regularizer
@@ -93,15 +93,16 @@ class Dense(Layer):
         z = x @ self.weights[0]
         if self.use_bias:
             z += self.weights[1]
-        y = self._act(z, out=z)  # in place where the activation can
-        self._cache = (x, y) if training else None
+        # in place unless the activation's backward needs z
+        y = self._act(z) if reads_input(self.activation) else self._act(z, out=z)
+        self._cache = (x, y, z) if training else None
         return y
 
     def backward(self, grad_out: Any) -> Any:
         if self._cache is None:
             raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first")
-        x, y = self._cache
-        g = self._act_backward(grad_out, y)
+        x, y, z = self._cache
+        g = self._act_backward(grad_out, y, z)
         self.grads[0] = x.T @ g
         if self.use_bias:
             self.grads[1] = g.sum(axis=0)
@@ -160,19 +161,20 @@ class Activation(Layer):
     def __init__(self, activation: str, name: str | None = None, dtype: str = "float32") -> None:
         super().__init__(name, dtype)
         self.activation, self._act, self._act_backward = get_activation(activation)
-        self._y: Any = None
+        self._cache: tuple[Any, Any] | None = None
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "activation": self.activation}
 
     def forward(self, x: Any, training: bool = False) -> Any:
         y = self._act(x)
-        self._y = y if training else None
+        self._cache = (x, y) if training else None
         return y
 
     def backward(self, grad_out: Any) -> Any:
-        if self._y is None:
+        if self._cache is None:
             raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first")
-        return self._act_backward(grad_out, self._y)
+        x, y = self._cache
+        return self._act_backward(grad_out, y, x)
 
 

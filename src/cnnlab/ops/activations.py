@@ -1,7 +1,8 @@
 """Activation functions, each forward beside its backward.
 
-Every backward here takes the activation's *output* ``y`` (not its input),
-which is all these functions need and lets layers keep one array per pass:
+Every backward takes ``(grad, y, x)``: the upstream gradient, the
+activation's output ``y`` and its input ``x``. All but GELU need only ``y``,
+so layers may compute them in place (``out=x``) and keep one array per pass:
 
 * ReLU:    ``y = max(x, 0)``,              ``dx = dy * (y > 0)``
 * sigmoid: ``y = 1 / (1 + e^-x)``,         ``dx = dy * y * (1 - y)``
@@ -19,11 +20,9 @@ which is all these functions need and lets layers keep one array per pass:
   with ``phi`` the standard normal density.
 
 GELU's derivative cannot be read from ``y`` (it is not one-to-one below
-``x = -0.75``), and NumPy has no ``erf``. So :func:`gelu` computes ``dy/dx``
-with ``y`` and returns ``y`` as the first half of one ``(2, ...)`` allocation
-whose second half is ``dy/dx``; :func:`gelu_backward` finds it from ``y``
-(``y.base[1]``). Layers keep ``y`` as for every activation, nothing else,
-and backward is one multiplication. ``Phi`` comes from :func:`normal_cdf`, a
+``x = -0.75``): :func:`gelu_backward` recomputes it from ``x``, so layers keep
+the input of the activations :func:`reads_input` names (and never compute
+those in place). NumPy has no ``erf``: ``Phi`` comes from :func:`normal_cdf`, a
 Chebyshev expansion of the scaled complementary error function.
 """
 
@@ -45,7 +44,7 @@ def relu(x: Any, out: Any | None = None) -> Any:
     return xp.maximum(x, 0, out=out)
 
 
-def relu_backward(grad: Any, y: Any) -> Any:
+def relu_backward(grad: Any, y: Any, x: Any = None) -> Any:
     return grad * (y > 0)
 
 
@@ -56,7 +55,7 @@ def sigmoid(x: Any, out: Any | None = None) -> Any:
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
-def sigmoid_backward(grad: Any, y: Any) -> Any:
+def sigmoid_backward(grad: Any, y: Any, x: Any = None) -> Any:
     return grad * y * (1 - y)
 
 
@@ -65,7 +64,7 @@ def tanh(x: Any, out: Any | None = None) -> Any:
     return xp.tanh(x, out=out)
 
 
-def tanh_backward(grad: Any, y: Any) -> Any:
+def tanh_backward(grad: Any, y: Any, x: Any = None) -> Any:
     return grad * (1 - y * y)
 
 
@@ -77,7 +76,7 @@ def softmax(x: Any, out: Any | None = None, axis: int = -1) -> Any:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def softmax_backward(grad: Any, y: Any, axis: int = -1) -> Any:
+def softmax_backward(grad: Any, y: Any, x: Any = None, axis: int = -1) -> Any:
     return y * (grad - (grad * y).sum(axis=axis, keepdims=True))
 
 
@@ -85,7 +84,7 @@ def linear(x: Any, out: Any | None = None) -> Any:
     return x
 
 
-def linear_backward(grad: Any, y: Any) -> Any:
+def linear_backward(grad: Any, y: Any, x: Any = None) -> Any:
     return grad
 
 
@@ -101,7 +100,8 @@ def leaky_relu(x: Any, out: Any | None = None, negative_slope: float = LEAKY_REL
     return xp.where(x > 0, x, x * x.dtype.type(negative_slope))
 
 
-def leaky_relu_backward(grad: Any, y: Any, negative_slope: float = LEAKY_RELU_SLOPE) -> Any:
+def leaky_relu_backward(grad: Any, y: Any, x: Any = None,
+                        negative_slope: float = LEAKY_RELU_SLOPE) -> Any:
     """``y > 0`` exactly where ``x > 0`` (for a positive ``negative_slope``)."""
     xp = array_module(grad)
     return xp.where(y > 0, grad, grad * grad.dtype.type(negative_slope))
@@ -116,7 +116,7 @@ def elu(x: Any, out: Any | None = None, alpha: float = ELU_ALPHA) -> Any:
     return xp.where(x > 0, x, neg)
 
 
-def elu_backward(grad: Any, y: Any, alpha: float = ELU_ALPHA) -> Any:
+def elu_backward(grad: Any, y: Any, x: Any = None, alpha: float = ELU_ALPHA) -> Any:
     """For ``x <= 0``, ``dy/dx = alpha e^x = y + alpha``; ``y > 0`` exactly where ``x > 0``
     (for a positive ``alpha``)."""
     xp = array_module(grad)
@@ -210,66 +210,67 @@ def normal_cdf(x: Any, terms: int | None = None) -> Any:
     return _cdf_pdf(x.astype(xp.float64, copy=False), terms)[0]
 
 
-def _address(a: Any) -> int:
-    ptr = getattr(a.data, "ptr", None)  # CuPy
-    return int(ptr) if ptr is not None else int(a.__array_interface__["data"][0])
-
-
-def carried_derivative(y: Any) -> Any:
-    """``dy/dx`` stored beside ``y`` by an activation such as :func:`gelu`."""
-    base = getattr(y, "base", None)
-    if (base is None or tuple(base.shape) != (2, *y.shape) or base.dtype != y.dtype
-            or not base.flags.c_contiguous or _address(base) != _address(y)):
-        raise InvalidArgumentError(
-            "this backward needs the very array its forward returned (the derivative is "
-            "stored beside it); keep the activation's output as it is"
-        )
-    return base[1]
-
-
-def gelu(x: Any, out: Any | None = None, approximate: bool = False) -> Any:
-    """``x Phi(x)``, or with ``approximate=True`` the tanh form
-    ``(x / 2)(1 + tanh(sqrt(2 / pi)(x + 0.044715 x^3)))``.
-
-    Never in place (``out`` is ignored): the result carries ``dy/dx`` for
-    :func:`gelu_backward` (see the module docstring). Computed in float64,
-    block by block, and returned in ``x``'s dtype.
-
-    >>> import numpy as np
-    >>> y = gelu(np.array([-3.0, -0.5, 0.0, 1.0]))
-    >>> y
-    array([-0.00404969, -0.15426877,  0.        ,  0.84134475])
-    >>> gelu_backward(np.ones(4), y)  # Phi(x) + x phi(x)
-    array([-0.01194565,  0.13250488,  0.5       ,  1.08331547])
-    """
+def _gelu(x: Any, approximate: bool, derivative: bool) -> Any:
+    """``x Phi(x)`` (or the tanh form), or with ``derivative`` its ``dy/dx``; computed
+    in float64, block by block (``GELU_BLOCK``), returned in ``x``'s dtype."""
     xp = array_module(x)
-    pair = xp.empty((2, *x.shape), dtype=x.dtype)
-    xs, ys, ds = x.reshape(-1), pair[0].reshape(-1), pair[1].reshape(-1)
+    out = xp.empty(x.shape, dtype=x.dtype)
+    xs, os_ = x.reshape(-1), out.reshape(-1)
     block = GELU_BLOCK if xp.__name__ == "numpy" else max(xs.size, 1)
     terms = _terms_for(x.dtype)
     for lo in range(0, xs.size, block):
         v = xs[lo : lo + block].astype(xp.float64)
         if approximate:
             th = xp.tanh(_GELU_TANH_C * (v + 0.044715 * v**3))
-            ys[lo : lo + block] = 0.5 * v * (1.0 + th)
-            ds[lo : lo + block] = 0.5 * (1.0 + th) + (
-                0.5 * v * (1.0 - th * th) * _GELU_TANH_C * (1.0 + 3 * 0.044715 * v * v))
+            if derivative:
+                os_[lo : lo + block] = 0.5 * (1.0 + th) + (
+                    0.5 * v * (1.0 - th * th) * _GELU_TANH_C * (1.0 + 3 * 0.044715 * v * v))
+            else:
+                os_[lo : lo + block] = 0.5 * v * (1.0 + th)
             continue
         cdf, pdf = _cdf_pdf(v, terms)
-        pdf *= v
-        pdf += cdf
-        ds[lo : lo + block] = pdf  # Phi(x) + x phi(x)
-        cdf *= v
-        ys[lo : lo + block] = cdf  # x Phi(x)
-    return pair[0]
+        if derivative:
+            pdf *= v
+            pdf += cdf
+            os_[lo : lo + block] = pdf  # Phi(x) + x phi(x)
+        else:
+            cdf *= v
+            os_[lo : lo + block] = cdf  # x Phi(x)
+    return out
 
 
-def gelu_backward(grad: Any, y: Any) -> Any:
-    """``dx = dy * (Phi(x) + x phi(x))``, the factor read from beside :func:`gelu`'s ``y``."""
-    return grad * carried_derivative(y)
+def gelu(x: Any, out: Any | None = None, approximate: bool = False) -> Any:
+    """``x Phi(x)``, or with ``approximate=True`` the tanh form
+    ``(x / 2)(1 + tanh(sqrt(2 / pi)(x + 0.044715 x^3)))``. Never in place
+    (``out`` is ignored): the backward needs ``x``.
+
+    >>> import numpy as np
+    >>> x = np.array([-3.0, -0.5, 0.0, 1.0])
+    >>> gelu(x)
+    array([-0.00404969, -0.15426877,  0.        ,  0.84134475])
+    >>> gelu_backward(np.ones(4), gelu(x), x)  # Phi(x) + x phi(x)
+    array([-0.01194565,  0.13250488,  0.5       ,  1.08331547])
+    """
+    return _gelu(x, approximate, derivative=False)
 
 
-ACTIVATIONS: dict[str, tuple[Callable[..., Any], Callable[[Any, Any], Any]]] = {
+def gelu_backward(grad: Any, y: Any, x: Any = None, approximate: bool = False) -> Any:
+    """``dx = dy * (Phi(x) + x phi(x))`` (or the tanh form's derivative), from ``x``."""
+    if x is None:
+        raise InvalidArgumentError("gelu_backward needs the activation's input x")
+    return grad * _gelu(x, approximate, derivative=True)
+
+
+#: Activations whose backward reads the input ``x``: never computed in place.
+READS_INPUT = frozenset({"gelu"})
+
+
+def reads_input(name: str) -> bool:
+    """Whether the named activation's backward needs its input (layers then keep it)."""
+    return name in READS_INPUT
+
+
+ACTIVATIONS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
     "relu": (relu, relu_backward),
     "sigmoid": (sigmoid, sigmoid_backward),
     "tanh": (tanh, tanh_backward),
@@ -281,8 +282,8 @@ ACTIVATIONS: dict[str, tuple[Callable[..., Any], Callable[[Any, Any], Any]]] = {
 }
 
 
-def get_activation(name: str | None) -> tuple[str, Callable[..., Any], Callable[[Any, Any], Any]]:
-    """Look up an activation by name (``None`` means linear)."""
+def get_activation(name: str | None) -> tuple[str, Callable[..., Any], Callable[..., Any]]:
+    """``(name, forward(x, out=None), backward(grad, y, x))`` by name (``None``: linear)."""
     key = "linear" if name is None else name
     if not isinstance(key, str) or key.lower() not in ACTIVATIONS:
         raise InvalidArgumentError(
