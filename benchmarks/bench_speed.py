@@ -155,7 +155,8 @@ def make_data(n: int, seed: int = 0, model_name: str = "seed") -> tuple[np.ndarr
 class Workloads:
     """Callables doing identical work in each framework."""
 
-    def __init__(self, threads: int, model_name: str = "seed") -> None:
+    def __init__(self, threads: int, model_name: str = "seed",
+                 channels_last: bool = False) -> None:
         import torch
 
         torch.set_num_threads(threads)
@@ -169,6 +170,12 @@ class Workloads:
         self.ty_train = torch.from_numpy(self.y_train)
         self.tx_infer = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
         self.tx_one = self.tx_infer[:1].clone()
+        if channels_last:  # torch's NHWC memory format: often faster for convolutions on CPUs
+            fmt = torch.channels_last
+            self.t_model = self.t_model.to(memory_format=fmt)
+            self.tx_train = self.tx_train.contiguous(memory_format=fmt)
+            self.tx_infer = self.tx_infer.contiguous(memory_format=fmt)
+            self.tx_one = self.tx_one.contiguous(memory_format=fmt)
 
     def cl_train(self) -> None:
         self.cl_model.train_on_batch(self.x_train, self.y_train)
@@ -301,6 +308,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--model", choices=tuple(MODELS), default="seed",
                    help="seed: the slides' model on 28x28x1 (default); vgg-small: "
                         "cnnlab.zoo.vgg_small, BatchNormalization after every conv, 32x32x3")
+    p.add_argument("--torch-channels-last", action="store_true",
+                   help="run PyTorch in its channels_last memory format (default: NCHW)")
     p.add_argument("--repeats", type=int, default=7, help="timed repetitions (median reported)")
     p.add_argument("--threads", type=int, default=2, help="threads for both frameworks")
     p.add_argument("--train-calls", type=int, default=2, help="training steps per repetition")
@@ -325,7 +334,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.memory_steps:  # first, while this process is still small
         memory = (measure_memory("cnnlab", args.memory_steps, args.model),
                   measure_memory("torch", args.memory_steps, args.model))
-    w = Workloads(args.threads, args.model)
+    w = Workloads(args.threads, args.model, args.torch_channels_last)
     only = set(args.only or ("train", "infer", "one"))
     rows: list[dict[str, Any]] = []
     # batch 1 first: PyTorch's batch-1 latency was measured slower after the
@@ -352,8 +361,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     if args.model != "seed":  # the seed model's output stays as it always was
         h, wd, c = MODELS[args.model]
+        layout = "channels_last" if args.torch_channels_last else "NCHW"
         print(f"model={args.model} (cnnlab.zoo.vgg_small(seed=0), {h}x{wd}x{c} random data, "
-              f"10 classes; torch twin NCHW with BatchNorm2d(eps=1e-3, momentum=0.01))")
+              f"10 classes; torch twin {layout} with BatchNorm2d(eps=1e-3, momentum=0.01))")
+    if args.torch_channels_last and args.model == "seed":
+        print("torch layout: channels_last")
     print(f"threads={args.threads} repeats={args.repeats} numpy={np.__version__} "
           f"torch={torch.__version__} (median of repeats; ratio > 1 means cnnlab is better)")
     print(f"{'benchmark':32s} {'unit':>6s} {'cnnlab':>10s} {'torch':>10s} {'ratio':>7s}")
