@@ -213,6 +213,9 @@ def test_uint8_pixels_are_scaled_like_to_model_input_batch_by_batch():
 
 
 def test_a_memory_mapped_dataset_trains_exactly_like_the_array(tmp_path, monkeypatch):
+    """A mapped .npy is read row by row with pread (nothing of it mapped into memory);
+    a view of one is gathered from the map, whose pages are released as it goes."""
+    from cnnlab.datasets.images import IndexedArray
     from cnnlab.training import data
 
     rng = np.random.default_rng(4)
@@ -220,19 +223,24 @@ def test_a_memory_mapped_dataset_trains_exactly_like_the_array(tmp_path, monkeyp
     y = rng.integers(0, 3, 64)
     np.save(tmp_path / "x.npy", pixels)
     mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
-    assert isinstance(mapped, np.memmap)
-    released = []
-    real_release = data._release
+    assert isinstance(mapped, np.memmap) and not mapped.flags.writeable
+    reads, released = [], []
+    real_read, real_release = data.FileRows.read, data._release
+    monkeypatch.setattr(data.FileRows, "read",
+                        lambda self, idx: (reads.append(len(idx)), real_read(self, idx))[1])
     monkeypatch.setattr(data, "RELEASE_BYTES", 1000)  # release after every two batches
     monkeypatch.setattr(data, "_release", lambda m: (released.append(m), real_release(m)))
-    a, b = tiny_model(), tiny_model()
-    ha = a.fit(pixels, y, epochs=2, batch_size=8, verbose=0)
-    hb = b.fit(mapped, y, epochs=2, batch_size=8, verbose=0)
-    assert ha.history["loss"] == hb.history["loss"]
-    for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
-        np.testing.assert_array_equal(wa, wb)
-    assert len(released) == 2 * (8 // 2 + 1)  # every 1000 bytes (2 batches), and at epoch end
-    assert not mapped.flags.writeable
+    histories, weights = [], []
+    for x in (pixels, mapped, mapped[:], IndexedArray(mapped, np.arange(64))):
+        model = tiny_model()
+        histories.append(model.fit(x, y, epochs=2, batch_size=8, verbose=0).history["loss"])
+        weights.append(model.get_weights())
+    assert histories[1] == histories[2] == histories[3] == histories[0]
+    for w in weights[1:]:
+        for wa, wb in zip(weights[0], w, strict=True):
+            np.testing.assert_array_equal(wa, wb)
+    assert reads == [8] * 16 * 2  # the whole map and the IndexedArray: 2 x 2 epochs x 8 batches
+    assert len(released) == 2 * (8 // 2 + 1)  # the view: every 1000 bytes, and at epoch end
 
 
 def test_augment_transforms_training_batches_only_with_the_model_generator():

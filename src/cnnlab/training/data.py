@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import math
 import mmap
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from cnnlab.errors import InvalidArgumentError, ShapeError
+from cnnlab.errors import DataFormatError, InvalidArgumentError, ShapeError
 
-#: Bytes read from a memory-mapped array between two releases of its pages
-#: (see :meth:`ArrayBatches.batches`).
-RELEASE_BYTES = 256 << 20
+#: Bytes read from a memory map that is not read with ``pread`` (a view of one)
+#: between two releases of its pages. Each page fault maps up to 64 KiB around
+#: it ("fault-around"), so the resident pages can be several times the bytes read.
+RELEASE_BYTES = 32 << 20
 
 #: ``transform(batch, rng)``: a new training batch from a prepared one (augmentation).
 BatchTransform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -39,9 +41,12 @@ class ArrayBatches:
     ``x`` may be a memory-mapped array larger than memory: each batch is read
     (gathered by index), converted by ``cast`` (the model's input dtype; 8-bit
     pixels scaled to [0, 1]) and, for training, passed through ``transform``
-    with the model's generator. The pages read from a memory map are released
-    every ``RELEASE_BYTES``, so they count toward the process's resident
-    memory only briefly (the operating system's page cache keeps them).
+    with the model's generator. A memory-mapped ``.npy`` (``np.load(path,
+    mmap_mode="r")``, or an :class:`~cnnlab.datasets.IndexedArray` over one) is
+    read example by example with ``os.preadv`` into the batch, so none of it
+    becomes resident in this process (the operating system's page cache keeps
+    what was read); for other memory maps the pages read are released every
+    ``RELEASE_BYTES``.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool,
@@ -67,11 +72,12 @@ class ArrayBatches:
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         assert perm is not None
         bs = self.batch_size
-        mapped = _mmap_of(self.x)
+        reader = FileRows.of(self.x)
+        mapped = None if reader is not None else _mmap_of(self.x)
         read = 0
         for step in range(start, self.steps):
             idx = perm[step * bs : (step + 1) * bs]
-            xb = self.x[idx]
+            xb = reader.read(idx) if reader is not None else self.x[idx]
             if mapped is not None:
                 read += xb.nbytes
                 if read >= RELEASE_BYTES:
@@ -85,6 +91,48 @@ class ArrayBatches:
             yield xb, self.y[idx]
         if mapped is not None:
             _release(mapped)
+        if reader is not None:
+            reader.close()
+
+
+class FileRows:
+    """Rows of a C-contiguous ``np.memmap`` read from its file with ``os.preadv``.
+
+    ``rows`` (an :class:`~cnnlab.datasets.IndexedArray`'s indices, if ``x`` is
+    one) maps example indices to rows of the file's array.
+    """
+
+    def __init__(self, array: np.memmap, rows: np.ndarray | None) -> None:
+        self.array, self.rows = array, rows
+        self.row_bytes = array[:1].nbytes if len(array) else 0
+        self.fd = os.open(array.filename, os.O_RDONLY)
+
+    @classmethod
+    def of(cls, x: Any) -> FileRows | None:
+        """A reader for ``x``, or None if ``x`` is not a whole mapped ``.npy`` array."""
+        rows = None
+        if not isinstance(x, np.ndarray) and isinstance(getattr(x, "base", None), np.memmap) \
+                and hasattr(x, "indices"):
+            x, rows = x.base, np.asarray(x.indices)
+        if not (isinstance(x, np.memmap) and x.base is getattr(x, "_mmap", None)
+                and x.flags.c_contiguous and getattr(x, "filename", None)):
+            return None
+        return cls(x, rows)
+
+    def read(self, idx: np.ndarray) -> np.ndarray:
+        rows = idx if self.rows is None else self.rows[idx]
+        out = np.empty((len(rows), *self.array.shape[1:]), dtype=self.array.dtype)
+        flat = memoryview(out.reshape(-1).view(np.uint8))
+        start, size = self.array.offset, self.row_bytes
+        for j, r in enumerate(rows):
+            got = os.preadv(self.fd, [flat[j * size : (j + 1) * size]], start + int(r) * size)
+            if got != size:
+                raise DataFormatError(f"{self.array.filename}: short read at row {int(r)} "
+                                      "(the file changed or was truncated)")
+        return out
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _mmap_of(x: np.ndarray) -> mmap.mmap | None:
