@@ -118,7 +118,7 @@ def _one_image(model: Any, image: Any) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- class names
-NAME_CHARS = 12
+NAME_CHARS = 16
 """Longest class name drawn on an axis before it is shortened (:func:`short_name`)."""
 
 
