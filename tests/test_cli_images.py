@@ -150,3 +150,16 @@ def test_vgg_small_learns_the_colour_folder(colour_data, tmp_path, capsys):
     bn = model.get_layer("batch_normalization")
     assert not np.array_equal(bn.weights[2], 0)  # the moving mean learned the data's
     assert acc >= 0.9
+
+
+def test_limits_on_an_image_folder_draw_from_every_class(colour_data, tmp_path, capsys):
+    out = tmp_path / "lim"
+    assert main(["train", "--data", str(colour_data), "--image-size", "12", "12",
+                 "--epochs", "1", "--train-limit", "30", "--test-limit", "9", "--out", str(out),
+                 "--quiet", "--no-figures"]) == 0
+    from cnnlab.cli import _limit
+
+    train = load_dataset(colour_data, image_size=(12, 12), progress=False).train
+    part = _limit(train, 30, seed=0)
+    assert len(part) == 30 and set(np.unique(part.y)) == {0, 1, 2}  # not the first 30: all blue
+    assert np.all(np.diff(part.x.indices) > 0)

@@ -27,8 +27,15 @@ OPTIMIZER_CHOICES = ("adam", "sgd", "rmsprop", "adadelta")
 
 
 # --------------------------------------------------------------------------- helpers
-def _limit(part: Any, n: int | None) -> Any:
-    return part if not n or n >= len(part.y) else part.head(n)
+def _limit(part: Any, n: int | None, seed: int = 0) -> Any:
+    """The first ``n`` examples; for an image folder (stored class by class, so its
+    first ``n`` may hold one class only) ``n`` drawn at random with ``seed``."""
+    if not n or n >= len(part.y):
+        return part
+    if part.files is None:
+        return part.head(n)
+    keep = np.sort(np.random.default_rng(seed).choice(len(part.y), size=n, replace=False))
+    return part.subset(keep)
 
 
 def _load_splits(cfg: dict[str, Any], quiet: bool) -> Any:
@@ -46,9 +53,9 @@ def _load_splits(cfg: dict[str, Any], quiet: bool) -> Any:
         more = f" and {len(splits.skipped_bad) - 5} more" if len(splits.skipped_bad) > 5 else ""
         print(f"cnnlab: warning: skipped {len(splits.skipped_bad)} unreadable images: "
               f"{shown}{more}", file=sys.stderr, flush=True)
-    splits.train = _limit(splits.train, cfg.get("train_limit"))
+    splits.train = _limit(splits.train, cfg.get("train_limit"), cfg["seed"])
     if splits.test is not None:
-        splits.test = _limit(splits.test, cfg.get("test_limit"))
+        splits.test = _limit(splits.test, cfg.get("test_limit"), cfg["seed"])
     return splits
 
 
@@ -348,9 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in DIR from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="start afresh in an existing --out")
     p.add_argument("--train-limit", type=positive_int, default=None, metavar="N",
-                   help="use only the first N training images")
+                   help="use only the first N training images (from an image folder, N drawn "
+                   "at random with --seed: its files are stored class by class)")
     p.add_argument("--test-limit", type=positive_int, default=None, metavar="N",
-                   help="use only the first N test images")
+                   help="use only the first N test images (from an image folder: N at random)")
     p.add_argument("--no-validation", action="store_true",
                    help="skip the per-epoch test-set evaluation")
     p.add_argument("--no-figures", action="store_true", help="skip curves and confusion matrix")
@@ -365,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "matched to the model's by name")
     p.add_argument("--skip-bad", action="store_true", help="skip unreadable images")
     p.add_argument("--limit", type=positive_int, default=None, metavar="N",
-                   help="only the first N test images")
+                   help="only the first N test images (from an image folder: N at random, seeded)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("summary", help="print a model's layer table (default: the slides' model)")

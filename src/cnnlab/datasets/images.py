@@ -226,6 +226,10 @@ class LabelledImages:
             return LabelledImages(self.x[:n], self.y[:n], files)
         return self._subset(np.arange(min(n, len(self.y))))
 
+    def subset(self, idx: np.ndarray) -> LabelledImages:
+        """The examples ``idx`` (sorted, for sequential reads), read lazily."""
+        return self._subset(np.asarray(idx))
+
     def _subset(self, idx: np.ndarray) -> LabelledImages:
         if isinstance(self.x, IndexedArray):
             x = IndexedArray(self.x.base, self.x.indices[idx])
