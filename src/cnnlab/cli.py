@@ -172,8 +172,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         model.summary()
         testing = f"testing on {len(test.y):,}" if test is not None else "no test part"
         held = f", validating on {len(validation[1]):,}" if cfg.get("validation_split") else ""
-        print(f"Data: {splits.source}; {len(splits.class_names)} classes; "
-              f"training on {len(train.y):,} images{held}, {testing}; "
+        classes = "" if "classes" in splits.source else f"; {len(splits.class_names)} classes"
+        print(f"Data: {splits.source}{classes}.", flush=True)
+        print(f"Training on {len(train.y):,} images{held}, {testing}; "
               f"{cfg['epochs']} epochs of batch {cfg['batch_size']}; "
               f"optimizer {optimizer['name']} ({rate}); "
               f"seed {cfg['seed']}; output {out}", flush=True)
