@@ -44,10 +44,11 @@ def _windows(xpad: Any, pool: tuple[int, int], strides: tuple[int, int]) -> Any:
 
 #: Fewest elements for which the tiled max-pooling paths split the batch over
 #: the worker threads (see :mod:`cnnlab.ops.parallel`); each image's result is
-#: computed exactly as it would be on one thread. ``benchmarks/tune_thresholds.py``
-#: measures the crossover (on a 2-core x86-64 machine: about 0.8M elements for
-#: training, 1.6M for inference; below them the thread hand-off costs more).
-PARALLEL_MIN_ELEMENTS = 1 << 18
+#: computed exactly as it would be on one thread, so this is a speed setting
+#: only. ``benchmarks/tune_thresholds.py`` measures the crossover (on a 2-core
+#: x86-64 machine: about 0.8M elements for training, 1.6M for inference; below
+#: them the thread hand-off costs more, up to 3x at 0.3M).
+PARALLEL_MIN_ELEMENTS = 1 << 20
 
 
 def _batch_groups(xp: Any, x: Any) -> list[tuple[int, int]]:
