@@ -36,24 +36,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from _threads import set_threads, threads_from_argv  # noqa: E402  (before NumPy)
 
-def _set_threads(threads: int) -> None:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
-
-
-def _early_threads() -> None:
-    """Thread variables must be set before NumPy/PyTorch load their BLAS."""
-    threads = 2
-    for i, arg in enumerate(sys.argv):
-        if arg == "--threads" and i + 1 < len(sys.argv):
-            threads = int(sys.argv[i + 1])
-        elif arg.startswith("--threads="):
-            threads = int(arg.split("=", 1)[1])
-    _set_threads(threads)
-
-
-_early_threads()
+threads_from_argv()
 
 import numpy as np  # noqa: E402
 
@@ -323,7 +308,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--_memory-child", dest="memory_child", help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, default=10, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    _set_threads(args.threads)
+    set_threads(args.threads)
     if args.memory_child:
         memory_child(args.memory_child, args.steps, args.model)
         return {}

@@ -71,19 +71,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _threads import threads_from_argv  # noqa: E402  (before NumPy loads BLAS)
 
-def _early_threads() -> None:
-    threads = "2"
-    for i, arg in enumerate(sys.argv):
-        if arg == "--threads" and i + 1 < len(sys.argv):
-            threads = sys.argv[i + 1]
-        elif arg.startswith("--threads="):
-            threads = arg.split("=", 1)[1]
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = threads
-
-
-_early_threads()
+threads_from_argv()
 
 import numpy as np  # noqa: E402
 

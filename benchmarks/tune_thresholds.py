@@ -65,21 +65,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from _threads import threads_from_argv  # noqa: E402  (before NumPy; default: leave it)
 
-def _early_threads() -> None:
-    """``--threads`` must take effect before NumPy loads its BLAS; by default, leave it."""
-    threads = None
-    for i, arg in enumerate(sys.argv):
-        if arg == "--threads" and i + 1 < len(sys.argv):
-            threads = sys.argv[i + 1]
-        elif arg.startswith("--threads="):
-            threads = arg.split("=", 1)[1]
-    if threads is not None:
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = threads
-
-
-_early_threads()
+threads_from_argv(default=None)
 
 import numpy as np  # noqa: E402
 

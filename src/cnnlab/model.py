@@ -85,6 +85,14 @@ def _parse_loss(loss: Any, label_smoothing: float | None) -> tuple[str, float]:
 MAX_WEIGHT_BYTES = 4 << 30
 
 
+def _layer_shape_error(index: int, layer: Layer, shape: tuple[int, ...],
+                       error: ShapeError) -> ShapeError:
+    return ShapeError(
+        f"layer {index} '{layer.name}' ({layer.kind}) cannot take input of shape "
+        f"(None, {', '.join(map(str, shape))}): {error}"
+    )
+
+
 def _mib(nbytes: int) -> str:
     return f"{nbytes / 2**20:,.1f} MiB"
 
@@ -234,10 +242,7 @@ class Sequential:
             try:
                 current = layer.build(current, self.rng)
             except ShapeError as e:
-                raise ShapeError(
-                    f"layer {i} '{layer.name}' ({layer.kind}) cannot take input of shape "
-                    f"(None, {', '.join(map(str, current))}): {e}"
-                ) from None
+                raise _layer_shape_error(i, layer, current, e) from None
             layer.need_input_grad = i > 0
         self.output_shape = current
 
@@ -254,10 +259,7 @@ class Sequential:
                 out = layer.compute_output_shape(current)
                 shapes = layer.weight_shapes(current)
             except ShapeError as e:
-                raise ShapeError(
-                    f"layer {i} '{layer.name}' ({layer.kind}) cannot take input of shape "
-                    f"(None, {', '.join(map(str, current))}): {e}"
-                ) from None
+                raise _layer_shape_error(i, layer, current, e) from None
             nbytes = sum(math.prod(s) for s in shapes) * layer.dtype.itemsize
             total += nbytes
             if total > MAX_WEIGHT_BYTES:

@@ -59,7 +59,6 @@ import json
 import random
 import re
 import threading
-import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -72,10 +71,11 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cnnlab import preprocess
+from cnnlab import imageio, preprocess
 from cnnlab.errors import (
     CnnlabError,
     DataFormatError,
+    ImageDecodeError,
     ImageTooLargeError,
     InvalidArgumentError,
     NoDigitError,
@@ -497,24 +497,22 @@ def decode_image_field(text: str) -> bytes:
 
 
 def check_image_bytes(data: bytes) -> None:
-    """Refuse non-images (400) and images over the size limit (413) before decoding."""
+    """Refuse non-images (400) and images over the size limit (413) before decoding,
+    from the header (:func:`cnnlab.imageio.probe_image`)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
-                width, height = img.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        header = imageio.probe_image(data, name="'image'", formats=IMAGE_FORMATS)
+    except ImageTooLargeError:
         raise ApiError(
             413, f"image too large: at most {MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE} pixels"
         ) from None
-    except Exception:  # Pillow raises many types on junk
+    except ImageDecodeError:
         raise ApiError(
             400, "'image' is not an image Pillow can read (" + ", ".join(IMAGE_FORMATS) + ")"
         ) from None
-    if width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE:
+    if header.width > MAX_IMAGE_SIDE or header.height > MAX_IMAGE_SIDE:
         raise ApiError(
             413,
-            f"image too large: {width}x{height} pixels, at most "
+            f"image too large: {header.width}x{header.height} pixels, at most "
             f"{MAX_IMAGE_SIDE}x{MAX_IMAGE_SIDE}",
         )
 

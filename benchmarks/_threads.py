@@ -1,0 +1,31 @@
+"""Thread counts for a benchmark, set from ``--threads N`` before NumPy or PyTorch load.
+
+BLAS reads ``OPENBLAS_NUM_THREADS`` (and its kin) once, when it is loaded, so a
+benchmark imports this module and calls :func:`threads_from_argv` before
+importing NumPy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def set_threads(threads: int | str) -> None:
+    """Set the BLAS/OpenMP thread variables for libraries loaded from now on."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def threads_from_argv(default: str | None = "2") -> str | None:
+    """:func:`set_threads` from ``--threads N`` in ``sys.argv`` (else ``default``;
+    ``None`` leaves the environment as it is)."""
+    threads = default
+    for i, arg in enumerate(sys.argv):
+        if arg == "--threads" and i + 1 < len(sys.argv):
+            threads = sys.argv[i + 1]
+        elif arg.startswith("--threads="):
+            threads = arg.split("=", 1)[1]
+    if threads is not None:
+        set_threads(threads)
+    return threads
