@@ -182,9 +182,37 @@ def _model_file_architecture(config: Any, source: str) -> Sequential:
         raise ModelFileError(f"invalid architecture: {e}") from None
 
 
-def load_model(path: str | Path, compile: bool = True) -> Sequential:
-    """Load a model saved by :meth:`Sequential.save`; it predicts exactly as before saving."""
+def _load_keras_model(path: str | Path, compile: bool) -> Sequential:
+    """A Keras ``.keras`` / legacy ``.h5`` file as a cnnlab model (:mod:`cnnlab.keras_format`)."""
+    from cnnlab.keras_format import read_keras_file
+
     source = str(path)
+    read = read_keras_file(path)
+    try:
+        model = model_from_config(read.architecture, source)
+    except SpecError as e:
+        raise ModelFileError(f"{source}: the Keras model does not fit cnnlab: {e}") from None
+    assign_tensors(model, read.tensors, source)
+    if read.class_names is not None:
+        model.class_names = _class_names(read.class_names, model.num_classes, source)
+    prep = read.preprocessing
+    if prep is not None:
+        if not isinstance(prep, dict) or prep.get("mode") not in ("digit", "resize"):
+            raise ModelFileError(f"{source}: metadata 'preprocessing' is malformed: {prep!r}")
+        model.preprocessing = prep
+    model.training_config = {}
+    if compile:
+        model.compile()
+    return model
+
+
+def load_model(path: str | Path, compile: bool = True) -> Sequential:
+    """Load a model saved by :meth:`Sequential.save` (``.safetensors``); it predicts exactly
+    as before saving. A ``.keras`` (Keras 3) or legacy ``.h5`` / ``.hdf5`` Keras file is
+    converted on the way in (:func:`cnnlab.keras_format.read_keras_file`)."""
+    source = str(path)
+    if Path(path).suffix.lower() in (".keras", ".h5", ".hdf5"):
+        return _load_keras_model(path, compile)
     meta, tensors = read_file(path)
     fmt = meta.get("cnnlab_format")
     if fmt != FORMAT_VERSION:
