@@ -298,6 +298,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """An ONNX file (OUT.onnx) and/or a static demo folder (--web DIR) from a model file."""
+    from cnnlab.saving import load_model
+
+    if args.out is None and args.web is None:
+        raise InvalidArgumentError("export: give OUT.onnx, --web DIR, or both")
+    if args.out is not None and not args.out.lower().endswith(".onnx"):
+        raise InvalidArgumentError(
+            f"export: OUT must end in .onnx, got {args.out!r} (for a demo folder: --web DIR)")
+    model = load_model(_model_path(args.model), compile=False)
+    if args.out is not None:
+        path = model.export_onnx(args.out, input_dtype=args.input_dtype)
+        print(f"wrote {path} (ONNX opset 17; input (batch, "
+              f"{', '.join(map(str, model.input_shape))}) {args.input_dtype})")
+    if args.web is not None:
+        from cnnlab.export.web import export_web
+
+        folder = export_web(model, args.web, onnxruntime_web=args.onnxruntime_web)
+        print(f"wrote {folder}/ (open index.html through any static file server, e.g. "
+              f"python -m http.server -d {folder})")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from cnnlab import __version__
@@ -393,6 +416,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top", type=positive_int, default=3, help="classes to show (default 3)")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="write a model as ONNX, or as a static browser demo",
+                       description="Write a model file as ONNX (opset 17, input (batch, H, W, "
+                       "C) float32, output the class probabilities) and/or as a folder that "
+                       "runs it in a browser with onnxruntime-web, from any static server.")
+    p.add_argument("model", metavar="MODEL", help="model file ('default' for the shipped one)")
+    p.add_argument("out", nargs="?", default=None, metavar="OUT.onnx",
+                   help="the ONNX file to write")
+    p.add_argument("--web", metavar="DIR", default=None,
+                   help="write the demo page, the model and onnxruntime-web into DIR")
+    p.add_argument("--onnxruntime-web", metavar="PATH", default=None,
+                   help="for --web: onnxruntime-web's npm tarball (.tgz) or its package folder "
+                   "(node_modules/onnxruntime-web) instead of the cached download")
+    p.add_argument("--input-dtype", choices=("float32", "uint8"), default="float32",
+                   help="the ONNX file's input: float32 (default; 8-bit pixels scaled by 1/255 "
+                   "first, as cnnlab does) or uint8 (the graph scales them)")
+    p.set_defaults(func=cmd_export)
 
     for module in ("cnnlab.viz.cli", "cnnlab.serve.cli"):
         try:

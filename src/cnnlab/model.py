@@ -614,6 +614,22 @@ class Sequential:
         """Write the model (safetensors weights + JSON architecture), atomically."""
         return save_model(self, path, training_config)
 
+    def export_onnx(self, path: str | Path, *, layer_outputs: bool = False,
+                    input_dtype: str = "float32") -> Path:
+        """Write the model as an ONNX file (opset 17), atomically; needs the ``onnx`` package.
+
+        The graph takes ``(batch, H, W, C)`` float32 input, as :meth:`predict`
+        does after scaling 8-bit pixels (``input_dtype="uint8"`` puts that
+        scaling in the graph), and outputs what :meth:`predict` returns. See
+        :mod:`cnnlab.export.onnx`.
+
+        >>> model.export_onnx("model.onnx")  # doctest: +SKIP
+        PosixPath('model.onnx')
+        """
+        from cnnlab.export.onnx import export_onnx
+
+        return export_onnx(self, path, layer_outputs=layer_outputs, input_dtype=input_dtype)
+
     def __repr__(self) -> str:
         return f"Sequential({self.layers!r})"
 
