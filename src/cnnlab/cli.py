@@ -92,10 +92,12 @@ def write_history(out: Path, history: dict[str, list[float]]) -> None:
 # --------------------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> int:
     import cnnlab
+    from cnnlab.backend import get_device
     from cnnlab.fileio import atomic_write_text
     from cnnlab.training.checkpoint import last_checkpoint, read_training_config
     from cnnlab.zoo import get_model
 
+    device = get_device(args.device)  # before any data is read: a missing GPU fails at once
     if args.resume:
         out = Path(args.resume)
         cfg = read_training_config(out)
@@ -150,6 +152,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     input_shape = tuple(int(d) for d in train.x.shape[1:])
     model = get_model(cfg.get("model", "seed"), input_shape=input_shape,
                       num_classes=len(splits.class_names), seed=cfg["seed"])
+    model.to(device)
     model.class_names = list(splits.class_names)
     model.preprocessing = splits.preprocessing
     if not args.resume:  # the data loaded and the model fits it: the run folder starts
@@ -350,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning-rate schedule: constant (the slides; default) or onecycle "
                    "(warm-up to the peak over the first 15%% of steps, then cosine down)")
     p.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling and dropout")
+    p.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                   help="where to train: cpu (NumPy, default) or gpu (CuPy on a CUDA device; "
+                   "pip install 'cnnlab[gpu]'); a run may resume on either")
     p.add_argument("--data", metavar="PATH", default=None,
                    help="the data: a folder of class folders of images (with train/ and test/ "
                    "parts, or not), a folder with the four IDX files (MNIST, Fashion-MNIST), "

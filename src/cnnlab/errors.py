@@ -59,3 +59,8 @@ class ImageTooLargeError(ImageDecodeError):
 
 class SpecError(InvalidArgumentError):
     """A model specification (JSON architecture) is malformed or cannot be built."""
+
+
+class DeviceError(CnnlabError, RuntimeError):
+    """A device (``"gpu"``) was asked for and cannot be used: CuPy is not installed,
+    or no CUDA device or driver can be reached (the message says which)."""

@@ -3,6 +3,11 @@
 ``glorot_uniform`` draws from ``U(-l, l)`` with ``l = sqrt(6 / (fan_in + fan_out))``;
 for a ``(kh, kw, C_in, C_out)`` kernel ``fan_in = kh*kw*C_in`` and
 ``fan_out = kh*kw*C_out``, as in Keras.
+
+Every initialiser draws on the host, from the model's seeded NumPy generator,
+and returns a NumPy array; a model on a GPU (:meth:`cnnlab.Sequential.to`)
+moves the weights there once. So a seed gives the same initial weights on
+every device, and a GPU run starts exactly where the CPU run does.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.backend import array_module, get_device, module_for, to_device, to_numpy
 from cnnlab.errors import InvalidArgumentError, NonFiniteError, ShapeError
 from cnnlab.layers import Activation
 from cnnlab.layers.base import Layer, snake_case
@@ -177,6 +178,8 @@ class Sequential:
             seed = int(np.random.SeedSequence().entropy % (2**63))
         self.seed = int(seed)
         self.rng = np.random.default_rng(self.seed)
+        #: Where the weights live: ``"cpu"`` (NumPy) or ``"gpu"`` (CuPy); see :meth:`to`.
+        self.device = "cpu"
         self.input_shape: tuple[int, ...] | None = None
         self.optimizer: Optimizer | None = None
         #: The loss's name; Keras's serialized loss (a dict) when label smoothing is on,
@@ -245,6 +248,46 @@ class Sequential:
                 raise _layer_shape_error(i, layer, current, e) from None
             layer.need_input_grad = i > 0
         self.output_shape = current
+        if self.device != "cpu":  # placed before it was built: the new weights follow
+            self._place()
+
+    # ------------------------------------------------------------------ device
+    def to(self, device: str) -> Sequential:
+        """Place the model on ``device``, ``"cpu"`` or ``"gpu"`` (CuPy); returns the model.
+
+        Moves every layer's weights and gradients and the optimizer's slots
+        there, once; training and inference then keep them there, and only each
+        input batch goes over (the results come back as NumPy arrays:
+        :meth:`predict`, :meth:`evaluate`, the loss and accuracy of ``fit``).
+        Without CuPy or a CUDA device, ``to("gpu")`` raises
+        :class:`~cnnlab.errors.DeviceError` naming what is missing. Model files
+        and checkpoints are the same from either device: saving copies to the
+        host, :func:`cnnlab.load_model` returns a CPU model.
+
+        >>> from cnnlab.layers import Dense
+        >>> model = Sequential([Dense(3)], input_shape=(4,), seed=0)
+        >>> model.to("cpu").device
+        'cpu'
+        """
+        self.device = get_device(device)
+        if self.built:
+            self._place()
+        return self
+
+    @property
+    def xp(self) -> Any:
+        """The array module of the model's device (``numpy`` on the CPU)."""
+        return np if self.device == "cpu" else module_for(self.device)
+
+    def _place(self) -> None:
+        for layer in self.layers:
+            layer.to_device(self.device)
+        if self.optimizer is not None:
+            self.optimizer.to_device(self.device)
+
+    def _on_device(self, x: Any) -> Any:
+        """An input batch moved to the model's device (as it is on the CPU)."""
+        return x if self.device == "cpu" else to_device(x, self.device)
 
     def _check_plan(self, shape: tuple[int, ...]) -> None:
         """Every layer's output shape and weight sizes, before any weight is allocated.
@@ -485,7 +528,8 @@ class Sequential:
     # ------------------------------------------------------------------ computation
     def _forward(self, x: np.ndarray, layers: Sequence[Layer] | None = None) -> np.ndarray:
         """Inference through ``layers`` (default: all), batch-parallel for large batches."""
-        with parallel.batch_scope(len(x)):
+        x = self._on_device(x)
+        with parallel.batch_scope(len(x), self.xp):
             for layer in self.layers if layers is None else layers:
                 x = layer.forward(x, False)
         return x
@@ -498,17 +542,19 @@ class Sequential:
         if not self.compiled or self.optimizer is None:
             raise InvalidArgumentError("compile() the model before training it")
         x, labels = self.prepare_batch(x, y)
-        with parallel.batch_scope(len(x)):
+        with parallel.batch_scope(len(x), self.xp):
             return train_step(self, x, labels, step)
 
     def locate_nonfinite(self, x: np.ndarray) -> str:
         """Name the first layer whose weights or output hold NaN or infinity."""
+        x = self._on_device(x)
+        xp = array_module(x)
         for layer in self.layers:
             for wname, w in zip(layer.weight_names, layer.weights, strict=True):
-                if not np.isfinite(w).all():
+                if not xp.isfinite(w).all():
                     return f"layer '{layer.name}' ({layer.kind}) has a non-finite {wname}"
             x = layer.forward(x, training=False)
-            if not np.isfinite(x).all():
+            if not xp.isfinite(x).all():
                 return (
                     f"the output of layer '{layer.name}' ({layer.kind}) is the first non-finite one"
                 )
@@ -518,7 +564,7 @@ class Sequential:
         """Class probabilities (the last layer's outputs), batch by batch."""
         check_positive_int(batch_size, "batch_size")
         x = self.check_inputs(x)
-        outs = [self._forward(self.cast_inputs(x[i : i + batch_size]))
+        outs = [to_numpy(self._forward(self.cast_inputs(x[i : i + batch_size])))
                 for i in range(0, len(x), batch_size)]
         if not outs:
             return np.zeros((0, *self.output_shape), dtype=self.layers[-1].dtype)
@@ -526,11 +572,11 @@ class Sequential:
 
     def feature_maps(self, x: Any) -> list[tuple[str, np.ndarray]]:
         """Every layer's output for ``x``, in order: ``[(layer name, array), ...]``."""
-        x = self._prepare_x(x)
+        x = self._on_device(self._prepare_x(x))
         maps = []
         for layer in self.layers:
             x = layer.forward(x, training=False)
-            maps.append((str(layer.name), x))
+            maps.append((str(layer.name), to_numpy(x)))
         return maps
 
     def evaluate(
@@ -554,7 +600,7 @@ class Sequential:
             out = self._forward(xb, layers)
             loss, _ = head(out, yb)
             total_loss += loss * len(xb)
-            correct += int((out.argmax(axis=1) == yb).sum())
+            correct += int((to_numpy(out.argmax(axis=1)) == yb).sum())
         return total_loss / len(x) + regularization_loss(self.layers), correct / len(x)
 
     # ------------------------------------------------------------------ training

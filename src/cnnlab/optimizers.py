@@ -2,7 +2,8 @@
 
 Each updates the parameters in place from their gradients. Its state (moments,
 step count) can be read and restored, so training can stop and resume bit for
-bit.
+bit. The slots live where the parameters live (``xp = array_module(p)``): on a
+GPU the whole update runs there, and :meth:`Optimizer.to_device` moves them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.backend import array_module, to_device, to_numpy
 from cnnlab.errors import InvalidArgumentError
 from cnnlab.schedules import LearningRateSchedule, check_number, get_schedule
 
@@ -37,7 +39,12 @@ class Optimizer:
 
     def _ensure_slots(self, params: list[Any]) -> None:
         if not self.slots or len(self.slots[self.slot_names[0]]) != len(params):
-            self.slots = {s: [np.zeros_like(p) for p in params] for s in self.slot_names}
+            self.slots = {s: [array_module(p).zeros_like(p) for p in params]
+                          for s in self.slot_names}
+
+    def to_device(self, device: str) -> None:
+        """Move the slots to ``device`` (``"cpu"`` or ``"gpu"``), where the parameters go."""
+        self.slots = {s: [to_device(a, device) for a in arrays] for s, arrays in self.slots.items()}
 
     def step(self, params: list[Any], grads: list[Any]) -> None:
         if self.schedule is not None:
@@ -60,7 +67,9 @@ class Optimizer:
         return {"name": type(self).__name__, "learning_rate": rate}
 
     def get_state(self) -> dict[str, Any]:
-        """Arrays keyed ``slot/index``, plus ``iterations``: what a checkpoint stores."""
+        """Arrays keyed ``slot/index``, plus ``iterations``: what a checkpoint stores.
+
+        The slots are returned where they live (a checkpoint copies them to the host)."""
         state: dict[str, Any] = {"iterations": np.array(self.iterations, dtype=np.int64)}
         for s, arrays in self.slots.items():
             for i, a in enumerate(arrays):
@@ -71,9 +80,17 @@ class Optimizer:
         self.iterations = int(np.asarray(state["iterations"]).reshape(-1)[0])
         if self.slot_names:
             self.slots = {
-                s: [np.array(state[f"{s}/{i}"], dtype=p.dtype) for i, p in enumerate(params)]
+                s: [_slot_like(state[f"{s}/{i}"], p) for i, p in enumerate(params)]
                 for s in self.slot_names
             }
+
+
+def _slot_like(value: Any, p: Any) -> Any:
+    """A copy of ``value`` in ``p``'s dtype, on ``p``'s device."""
+    xp = array_module(p)
+    if xp is np:
+        return np.array(to_numpy(value), dtype=p.dtype)
+    return xp.array(to_device(value, "gpu"), dtype=p.dtype)
 
 
 class SGD(Optimizer):
@@ -134,7 +151,7 @@ class Adam(Optimizer):
         m += f(1 - self.beta_1) * g
         v *= f(self.beta_2)
         v += f(1 - self.beta_2) * (g * g)
-        denom = np.sqrt(v)
+        denom = array_module(v).sqrt(v)
         denom += f(self.epsilon)
         p -= f(self._lr_t) * m / denom
 
@@ -197,7 +214,7 @@ class RMSprop(Optimizer):
         a = self.slots["accumulator"][i]
         a *= f(self.rho)
         a += f(1 - self.rho) * (g * g)
-        step = f(self.learning_rate) * g / (np.sqrt(a) + f(self.epsilon))
+        step = f(self.learning_rate) * g / (array_module(a).sqrt(a) + f(self.epsilon))
         if self.momentum:
             v = self.slots["velocity"][i]
             v *= f(self.momentum)
@@ -230,7 +247,8 @@ class Adadelta(Optimizer):
         a, u = self.slots["accumulated_grad"][i], self.slots["accumulated_delta"][i]
         a *= f(self.rho)
         a += f(1 - self.rho) * (g * g)
-        d = np.sqrt(u + f(self.epsilon)) / np.sqrt(a + f(self.epsilon)) * g
+        xp = array_module(u)
+        d = xp.sqrt(u + f(self.epsilon)) / xp.sqrt(a + f(self.epsilon)) * g
         u *= f(self.rho)
         u += f(1 - self.rho) * (d * d)
         p -= f(self.learning_rate) * d

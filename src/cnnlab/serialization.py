@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.backend import copy_into, to_numpy
 from cnnlab.errors import ModelFileError
 from cnnlab.fileio import atomic_write_bytes
 
@@ -29,10 +30,12 @@ MAX_METADATA_BYTES = 10 * 1024 * 1024
 
 
 def tensors_of(model: Any, prefix: str = "") -> dict[str, np.ndarray]:
+    """The weights as contiguous NumPy arrays named ``<layer>/<weight>``, copied to
+    the host from whichever device holds them (a file never depends on the device)."""
     out = {}
     for layer in model.layers:
         for wname, w in zip(layer.weight_names, layer.weights, strict=True):
-            out[f"{prefix}{layer.name}/{wname}"] = np.ascontiguousarray(w)
+            out[f"{prefix}{layer.name}/{wname}"] = np.ascontiguousarray(to_numpy(w))
     return out
 
 
@@ -98,7 +101,10 @@ def parse_json_meta(meta: dict[str, str], key: str, source: str) -> Any:
 
 def assign_tensors(model: Any, tensors: dict[str, np.ndarray], source: str,
                    prefix: str = "") -> None:
-    """Copy tensors into the model, checking names, shapes and dtypes one by one."""
+    """Copy tensors into the model, checking names, shapes and dtypes one by one.
+
+    The model's weights keep their device: host tensors are copied onto a model
+    placed on a GPU."""
     expected = {f"{prefix}{layer.name}/{wn}": (layer, i)
                 for layer in model.layers for i, wn in enumerate(layer.weight_names)}
     present = {k for k in tensors if k.startswith(prefix)} if prefix else set(tensors)
@@ -119,4 +125,4 @@ def assign_tensors(model: Any, tensors: dict[str, np.ndarray], source: str,
             raise ModelFileError(f"{source}: tensor {key} has dtype {t.dtype}, expected floats")
         if not np.isfinite(t).all():
             raise ModelFileError(f"{source}: tensor {key} holds NaN or infinity")
-        want[...] = t
+        copy_into(want, t)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.backend import array_module, copy_into, to_device, to_numpy
 from cnnlab.errors import InvalidArgumentError
 
 
@@ -62,7 +63,7 @@ class Layer:
         self.output_shape = self.compute_output_shape(self.input_shape)
         self.rng = rng
         self.weights = self.create_weights(self.input_shape, rng)
-        self.grads = [np.zeros_like(w) for w in self.trainable_weights]
+        self.grads = [array_module(w).zeros_like(w) for w in self.trainable_weights]
         self.built = True
         return self.output_shape
 
@@ -83,7 +84,8 @@ class Layer:
 
     # -- weights -----------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
-        return [np.array(w, copy=True) for w in self.weights]
+        """Copies of the weights as NumPy arrays (from whichever device holds them)."""
+        return [np.array(to_numpy(w), copy=True) for w in self.weights]
 
     def check_weights(self, weights: list[Any]) -> None:
         """Raise :class:`InvalidArgumentError` unless ``weights`` fit this layer."""
@@ -104,7 +106,22 @@ class Layer:
         """Replace the weights (Keras order); all are checked before any is changed."""
         self.check_weights(weights)
         for cur, new in zip(self.weights, weights, strict=True):
-            cur[...] = np.asarray(new).astype(cur.dtype, copy=False)
+            if array_module(cur, new) is np:
+                cur[...] = np.asarray(new).astype(cur.dtype, copy=False)
+            else:  # a NumPy array into device weights, or the other way round
+                copy_into(cur, new)
+
+    def to_device(self, device: str) -> None:
+        """Move the weights and gradients to ``device`` (``"cpu"`` or ``"gpu"``, already
+        checked by the caller), and drop what a forward pass kept (caches, transformed
+        filters) from the old device. Used by :meth:`cnnlab.Sequential.to`."""
+        self.weights = [to_device(w, device) for w in self.weights]
+        self.grads = [to_device(g, device) for g in self.grads]
+        for attr in ("_cache", "_mask"):
+            if hasattr(self, attr):
+                setattr(self, attr, None)
+        if isinstance(getattr(self, "_filter_cache", None), dict):
+            self._filter_cache.clear()  # type: ignore[attr-defined]
 
     @property
     def trainable_weights(self) -> list[Any]:

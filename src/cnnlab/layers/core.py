@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.backend import array_module, device_generator
 from cnnlab.errors import InvalidArgumentError, ShapeError
 from cnnlab.initializers import get_initializer
 from cnnlab.layers.base import Layer
@@ -112,7 +113,13 @@ class Dense(Layer):
 
 class Dropout(Layer):
     """Inverted dropout: in training, zero each value with probability ``rate``
-    and scale the survivors by ``1 / (1 - rate)``; at inference, the identity."""
+    and scale the survivors by ``1 / (1 - rate)``; at inference, the identity.
+
+    The mask is drawn where ``x`` lives: on the CPU from the model's seeded
+    generator; on a GPU from a device generator seeded, each step, from the
+    model's generator (:func:`cnnlab.backend.device_generator`), so the mask
+    never crosses to the device and a seeded GPU run is reproducible too.
+    """
 
     def __init__(self, rate: float, name: str | None = None, dtype: str = "float32") -> None:
         super().__init__(name, dtype)
@@ -129,7 +136,8 @@ class Dropout(Layer):
             self._mask = None
             return x
         assert self.rng is not None, "Dropout needs build() (it takes the model's generator)"
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.rate
+        rng = device_generator(self.rng, array_module(x))
+        keep = rng.random(x.shape, dtype=np.float32) >= self.rate
         self._mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate))
         return x * self._mask
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnnlab.backend import array_module
+from cnnlab.backend import array_module, device_of, to_device
 from cnnlab.errors import InvalidArgumentError, ShapeError
 
 
@@ -74,6 +74,7 @@ def softmax_cross_entropy(logits: Any, labels: Any,
     """Mean ``-sum y * ln softmax(logits)`` and its gradient ``(softmax(logits) - y) / N``,
     with ``y`` the label rows, smoothed by ``label_smoothing`` (:func:`smooth_labels`)."""
     xp = array_module(logits)
+    labels = to_device(labels, device_of(logits))  # host labels meet device logits
     y = smooth_labels(as_one_hot(labels, logits.shape[-1], logits.dtype), label_smoothing)
     logp = log_softmax(logits)
     n = logits.shape[0]
@@ -88,6 +89,7 @@ def categorical_cross_entropy(probs: Any, labels: Any, eps: float = 1e-7,
     and its gradient ``-y / p / N`` (zero where the clip is active), with ``y`` the
     label rows smoothed by ``label_smoothing`` (:func:`smooth_labels`)."""
     xp = array_module(probs)
+    labels = to_device(labels, device_of(probs))
     y = smooth_labels(as_one_hot(labels, probs.shape[-1], probs.dtype), label_smoothing)
     p = xp.clip(probs, eps, 1 - eps)
     n = probs.shape[0]

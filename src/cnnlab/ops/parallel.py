@@ -153,8 +153,13 @@ def single_threaded_blas() -> Iterator[None]:
 BATCH_PARALLEL_MIN = 16
 
 
-def batch_scope(batch_size: int) -> AbstractContextManager[None]:
-    """:func:`single_threaded_blas` for batches of at least ``BATCH_PARALLEL_MIN``."""
+def batch_scope(batch_size: int, xp: Any = None) -> AbstractContextManager[None]:
+    """:func:`single_threaded_blas` for batches of at least ``BATCH_PARALLEL_MIN``.
+
+    Only for NumPy: with ``xp`` another array module (CuPy: the work runs on a
+    GPU), nothing is changed."""
+    if xp is not None and xp.__name__ != "numpy":
+        return nullcontext()
     if batch_size >= BATCH_PARALLEL_MIN and WORKERS > 1:
         return single_threaded_blas()
     return nullcontext()

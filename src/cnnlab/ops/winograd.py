@@ -168,6 +168,16 @@ def sandwich(mat: Any, d: Any, out: Any, tmp: Any) -> Any:
 
 
 def _mats(m: int, dtype: Any, xp: Any) -> tuple[Any, Any, Any]:
+    """``(A^T, G, B^T)`` in ``dtype`` on ``xp``'s device. NumPy converts on each call
+    (as it always has); a device gets them moved once and cached (:func:`_device_mats`)."""
+    if xp is np:
+        return tuple(xp.asarray(t, dtype=dtype) for t in transform_matrices(m))  # type: ignore
+    return _device_mats(m, np.dtype(dtype).str, xp, int(xp.cuda.Device().id))
+
+
+@cache
+def _device_mats(m: int, dtype: str, xp: Any, device_id: int) -> tuple[Any, Any, Any]:
+    """The transform matrices moved to device ``device_id`` once (per tile size and dtype)."""
     return tuple(xp.asarray(t, dtype=dtype) for t in transform_matrices(m))  # type: ignore
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.backend import to_numpy
 from cnnlab.errors import ModelFileError
 from cnnlab.fileio import atomic_write_bytes
 from cnnlab.serialization import assign_tensors, encode, parse_json_meta, read_file, tensors_of
@@ -36,7 +37,7 @@ def save_checkpoint(model: Any, directory: str | Path, state: TrainState) -> Pat
     assert model.optimizer is not None
     tensors = tensors_of(model, "model/")
     for key, arr in model.optimizer.get_state().items():
-        tensors[f"optimizer/{key}"] = np.ascontiguousarray(arr)
+        tensors[f"optimizer/{key}"] = np.ascontiguousarray(to_numpy(arr))  # from any device
     if state.perm is not None:
         tensors["train/perm"] = np.ascontiguousarray(state.perm.astype(np.int64))
     meta = {

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from cnnlab.backend import first_nonfinite_sum, to_device
 from cnnlab.errors import InvalidArgumentError, NonFiniteError
 from cnnlab.ops import parallel
 from cnnlab.training import checkpoint as ckpt
@@ -86,6 +87,9 @@ def train_step(model: Any, x: Any, y: Any, step: int = 0,
     depend on the batch, so they are not reduced). The caller holds
     :func:`cnnlab.ops.parallel.batch_scope` for the batch.
     """
+    device = getattr(model, "device", "cpu")
+    if device != "cpu":  # the batch goes to the model's device (the metrics come back)
+        x, y = to_device(x, device), to_device(y, device)
     head = model.loss_head
     layers = model.layers[:-1] if head.from_logits else model.layers
     out = x
@@ -103,12 +107,14 @@ def train_step(model: Any, x: Any, y: Any, step: int = 0,
     grads = [g for layer in model.layers for g in layer.grads]
     reduce_gradients(grads)
     add_regularization_gradients(model.layers)
-    for layer in model.layers:
-        for g in layer.grads:
-            if not np.isfinite(g.sum()):
-                raise NonFiniteError(
-                    f"step {step}: a non-finite gradient in layer '{layer.name}' ({layer.kind})"
-                )
+    owners = [layer for layer in model.layers for _ in layer.grads]
+    # each gradient's sum is checked; on a GPU in one host synchronisation for all
+    bad = first_nonfinite_sum(grads)
+    if bad is not None:
+        layer = owners[bad]
+        raise NonFiniteError(
+            f"step {step}: a non-finite gradient in layer '{layer.name}' ({layer.kind})"
+        )
     model.optimizer.step(params, grads)
     return loss, correct
 
@@ -168,7 +174,7 @@ def fit(
                                    else model.optimizer.iterations)
                     cb.on_batch_begin(step)
                     try:
-                        with parallel.batch_scope(len(xb)):
+                        with parallel.batch_scope(len(xb), getattr(model, "xp", None)):
                             loss, correct = train_step(model, xb, yb, global_step,
                                                        reduce_gradients)
                     except NonFiniteError as e:
