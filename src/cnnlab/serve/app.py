@@ -802,5 +802,9 @@ def create_app(model: Any, source: str | None = None) -> FastAPI:
         result.update(index=int(index), label=int(y_test[index]), image=png_data_url(raw))
         return result
 
+    from cnnlab.serve.explain_routes import add_explain_routes  # issue 17: see the math
+
+    add_explain_routes(app, model, spec, lock, errors_doc, request_base=PredictRequest,
+                       prepare=prepared_input)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
