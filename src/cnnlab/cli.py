@@ -288,6 +288,26 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Convert a model file between cnnlab (.safetensors) and Keras (.keras, legacy .h5 in)."""
+    from cnnlab.saving import load_model
+
+    src, dst = Path(args.input), Path(args.output)
+    readable = (".safetensors", ".keras", ".h5", ".hdf5")
+    if src.suffix.lower() not in readable:
+        raise InvalidArgumentError(f"{src}: cannot tell the format from {src.suffix or 'no'!r} "
+                                   f"extension; IN must end in {', '.join(readable)}")
+    if dst.suffix.lower() not in (".safetensors", ".keras"):
+        raise InvalidArgumentError(f"{dst}: cannot write {dst.suffix or 'no'!r} extension; OUT "
+                                   "must end in .keras or .safetensors")
+    if dst.exists() and src.exists() and dst.resolve() == src.resolve():
+        raise InvalidArgumentError(f"{dst}: OUT is IN; write the conversion to another file")
+    model = load_model(src)
+    model.save(dst)  # .keras: a Keras 3 file; .safetensors: cnnlab's
+    print(f"{src} -> {dst}: {len(model.layers)} layers, {model.count_params():,} parameters")
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from cnnlab.preprocess import model_input
     from cnnlab.saving import load_model
@@ -416,6 +436,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print the architecture as a JSON spec instead of the table")
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("convert", help="convert a model file: Keras (.keras, .h5) <-> cnnlab",
+                       description="Convert a model file; the formats come from the extensions. "
+                       "IN: .safetensors (cnnlab), .keras (Keras 3) or .h5/.hdf5 (legacy Keras "
+                       "full-model files). OUT: .keras or .safetensors. Keras files are read as "
+                       "data (no code in them runs); a layer cnnlab has no equivalent for is "
+                       "named in the error.")
+    p.add_argument("input", metavar="IN", help="the model file to read")
+    p.add_argument("output", metavar="OUT", help="the file to write (.keras or .safetensors)")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("predict", help="classify image files (PNG, JPEG, ...)")
     p.add_argument("model", help="model file ('default' for the shipped one)")
