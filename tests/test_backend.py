@@ -345,3 +345,266 @@ def test_import_and_cpu_training_never_import_cupy() -> None:
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+# ----------------------------------------------------------------------------- a fake device
+# A stand-in for CuPy made of NumPy: its arrays live "on the device" (a NumPy
+# subclass whose type claims the ``cupy`` module, so ``array_module`` picks the
+# fake module), refuse to meet host (plain NumPy) arrays in any operation or
+# assignment, and the fake module exposes NumPy's functions with CuPy's
+# restrictions that matter here (``as_strided`` without ``writeable``, random
+# generators over Philox). Running the library on it shows, on any machine,
+# that every host array is moved before it meets a device one and that results
+# come back as NumPy arrays. What it cannot show: CuPy's numerics and speed.
+
+
+class FakeDeviceArray(np.ndarray):
+    """A "device" array: NumPy memory that will not mix with host arrays."""
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        name = f"{ufunc.__name__}.{method}"
+        args = [_unwrap(v, name) for v in inputs]
+        out = kwargs.get("out")
+        if out is not None:
+            kwargs["out"] = tuple(_unwrap(o, name) for o in out)
+        result = getattr(ufunc, method)(*args, **kwargs)
+        if out is not None:
+            return out[0] if len(out) == 1 else out
+        return _wrap(result)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        raise TypeError(f"np.{func.__name__} called on a device array (use xp.{func.__name__})")
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        np.ndarray.__setitem__(self.view(np.ndarray), _unwrap(key, "setitem"),
+                               _unwrap(value, "setitem"))
+
+    def get(self) -> np.ndarray:
+        return np.array(self.view(np.ndarray))
+
+
+FakeDeviceArray.__module__ = "cupy._fake"
+
+
+def _unwrap(v: Any, where: str) -> Any:
+    if isinstance(v, FakeDeviceArray):
+        return v.view(np.ndarray)
+    if isinstance(v, np.ndarray):
+        raise TypeError(f"{where}: a host (NumPy) array {v.shape} meets a device array")
+    if isinstance(v, tuple):
+        return tuple(_unwrap(u, where) for u in v)
+    if isinstance(v, list):
+        return [_unwrap(u, where) for u in v]
+    return v
+
+
+def _wrap(v: Any) -> Any:
+    if isinstance(v, FakeDeviceArray):
+        return v
+    if isinstance(v, np.ndarray):
+        return v.view(FakeDeviceArray)
+    if isinstance(v, np.generic) and not isinstance(v, np.dtype):
+        return np.asarray(v).view(FakeDeviceArray)
+    if isinstance(v, tuple):
+        return tuple(_wrap(u) for u in v)
+    return v
+
+
+class _FakeGenerator:
+    def __init__(self, bit_generator: Any) -> None:
+        self._rng = np.random.Generator(bit_generator)
+
+    def random(self, size: Any = None, dtype: Any = np.float64, out: Any = None) -> Any:
+        return _wrap(self._rng.random(size, dtype=dtype))
+
+
+def _as_strided(x: Any, shape: Any = None, strides: Any = None) -> Any:  # CuPy's signature
+    return _wrap(np.lib.stride_tricks.as_strided(_unwrap(x, "as_strided"), shape, strides))
+
+
+def _to_device(a: Any, dtype: Any = None, **kwargs: Any) -> Any:
+    if isinstance(a, FakeDeviceArray):
+        return a if dtype is None else a.astype(dtype)
+    return np.array(a, dtype=dtype).view(FakeDeviceArray)  # a host -> device copy
+
+
+class FakeCupy(types.ModuleType):
+    """``cupy`` made of NumPy, with the restrictions above."""
+
+    def __init__(self) -> None:
+        super().__init__("cupy")
+        self.__version__ = "0-fake"
+        self.asarray = _to_device
+        self.array = lambda a, dtype=None, copy=True: _to_device(np.array(_unwrap_host(a)),
+                                                                  dtype)
+        self.lib = types.SimpleNamespace(
+            stride_tricks=types.SimpleNamespace(as_strided=_as_strided))
+        self.random = types.SimpleNamespace(
+            Generator=_FakeGenerator,
+            Philox4x3210=lambda seed, size=None: np.random.Philox(seed))
+        self.cuda = types.SimpleNamespace(
+            runtime=types.SimpleNamespace(getDeviceCount=lambda: 1),
+            Device=lambda *a: types.SimpleNamespace(id=0))
+        self.ndarray = FakeDeviceArray
+
+    def __getattr__(self, name: str) -> Any:
+        obj = getattr(np, name)
+        if isinstance(obj, type) or not callable(obj):
+            return obj  # dtypes, constants
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            args = tuple(_unwrap(a, f"xp.{name}") for a in args)
+            kwargs = {k: _unwrap(v, f"xp.{name}") for k, v in kwargs.items()}
+            return _wrap(obj(*args, **kwargs))
+
+        return call
+
+
+def _unwrap_host(a: Any) -> Any:
+    return a.view(np.ndarray) if isinstance(a, FakeDeviceArray) else a
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch: pytest.MonkeyPatch) -> FakeCupy:
+    fake = FakeCupy()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(backend, "_gpu_checked", False)
+    return fake
+
+
+def _small_model(seed: int, dropout: float = 0.0) -> cnnlab.Sequential:
+    layers = [
+        cnnlab.Conv2D(8, 2, padding="same", activation="relu"),  # im2col
+        cnnlab.Conv2D(8, 3, activation="relu"),  # Winograd (C_in 8, enough pixels)
+        cnnlab.BatchNormalization(),
+        cnnlab.MaxPooling2D(2),
+        cnnlab.AveragePooling2D(2, strides=1, padding="same"),
+        cnnlab.Flatten(),
+        cnnlab.Dropout(dropout),
+        cnnlab.Dense(16, activation="gelu"),
+        cnnlab.Dense(3),
+        cnnlab.Activation("softmax"),
+    ]
+    model = cnnlab.Sequential(layers, input_shape=(10, 10, 1), seed=seed)
+    return model
+
+
+def _data(n: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    return rng.random((n, 10, 10, 1), dtype=np.float32), rng.integers(0, 3, n)
+
+
+def test_fake_device_is_strict(fake_gpu: FakeCupy) -> None:
+    """The fake catches what CuPy would refuse (so the tests below mean something)."""
+    d = backend.to_device(np.ones(3, dtype=np.float32), "gpu")
+    assert backend.device_of(d) == "gpu" and backend.array_module(d) is fake_gpu
+    with pytest.raises(TypeError, match="host"):
+        d + np.ones(3, dtype=np.float32)
+    with pytest.raises(TypeError, match="host"):
+        d[...] = np.zeros(3, dtype=np.float32)
+    with pytest.raises(TypeError):
+        fake_gpu.lib.stride_tricks.as_strided(d, (3,), (4,), writeable=False)
+    with pytest.raises(TypeError, match="np.concatenate"):
+        np.concatenate([d, d])
+    assert type(backend.to_numpy(d)) is np.ndarray
+    bad = backend.to_device(np.array([1.0, np.nan], np.float32), "gpu")
+    assert backend.first_nonfinite_sum([d, d, bad]) == 2
+    assert backend.first_nonfinite_sum([d]) is None
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop", "adadelta"])
+def test_training_on_the_fake_device_matches_the_cpu(fake_gpu: FakeCupy, optimizer: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnnlab.ops import parallel
+
+    # one group on the CPU too, as on a device: the same NumPy calls on the same shapes
+    monkeypatch.setattr(parallel, "workers_for", lambda xp: 1)
+    x, y = _data()
+    cpu, dev = _small_model(3), _small_model(3).to("gpu")
+    assert dev.device == "gpu" and all(backend.device_of(w) == "gpu"
+                                       for layer in dev.layers for w in layer.weights)
+    opt = {"name": optimizer, "learning_rate": 0.01} if optimizer != "sgd" else {
+        "name": "sgd", "learning_rate": 0.05, "momentum": 0.9}
+    for m in (cpu, dev):
+        m.compile(dict(opt))
+    for step in range(3):
+        batch = slice(16 * step, 16 * step + 16)
+        lc, cc = cpu.train_on_batch(x[batch], y[batch])
+        ld, cd = dev.train_on_batch(x[batch], y[batch])
+        assert isinstance(ld, float) and isinstance(cd, int)
+        assert abs(lc - ld) <= 1e-5 * max(1.0, abs(lc)) and cc == cd
+    # everything stayed on the device: weights, gradients, optimizer slots
+    for layer in dev.layers:
+        assert all(isinstance(a, FakeDeviceArray) for a in layer.weights + layer.grads)
+    assert all(isinstance(a, FakeDeviceArray)
+               for arrays in dev.optimizer.slots.values() for a in arrays)
+    for wc, wd in zip(cpu.get_weights(), dev.get_weights(), strict=True):
+        assert type(wd) is np.ndarray
+        np.testing.assert_allclose(wd, wc, rtol=1e-4, atol=1e-5 * max(1.0, np.abs(wc).max()))
+    pc, pd = cpu.predict(x), dev.predict(x)
+    assert type(pd) is np.ndarray
+    np.testing.assert_allclose(pd, pc, rtol=1e-4, atol=1e-5)
+    lc, ac = cpu.evaluate(x, y)
+    ld, ad = dev.evaluate(x, y)
+    assert abs(lc - ld) < 1e-4 and ac == ad
+
+
+def test_dropout_on_the_fake_device_is_drawn_there_and_seeded(fake_gpu: FakeCupy) -> None:
+    x, y = _data()
+    runs = []
+    for _ in range(2):
+        m = _small_model(7, dropout=0.5).to("gpu")
+        m.compile("adam")
+        losses = [m.train_on_batch(x[:16], y[:16])[0] for _ in range(2)]
+        runs.append((losses, m.get_weights()))
+    assert runs[0][0] == runs[1][0]  # same seed, same masks, same losses
+    for a, b in zip(runs[0][1], runs[1][1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    layer = next(la for la in _small_model(7, 0.5).to("gpu").layers
+                 if isinstance(la, cnnlab.Dropout))
+    out = layer.forward(backend.to_device(np.ones((4, 50), np.float32), "gpu"), training=True)
+    assert isinstance(out, FakeDeviceArray)
+    kept = backend.to_numpy(out) != 0
+    assert 0.2 < kept.mean() < 0.8
+    assert np.all(backend.to_numpy(out)[kept] == 2.0)  # 1 / (1 - rate)
+
+
+def test_fit_save_load_and_checkpoints_across_devices(fake_gpu: FakeCupy, tmp_path: Path) -> None:
+    x, y = _data()
+    dev = _small_model(11).to("gpu")
+    dev.compile("adam")
+    hist = dev.fit(x, y, epochs=2, batch_size=16, validation_data=(x, y), verbose=0,
+                   checkpoint_dir=tmp_path / "ck")
+    assert len(hist.history["loss"]) == 2
+    path = dev.save(tmp_path / "m.safetensors")
+    cpu = cnnlab.load_model(path)
+    assert cpu.device == "cpu"
+    np.testing.assert_allclose(cpu.predict(x), dev.predict(x), rtol=1e-6, atol=1e-7)
+    # the checkpoint, written from the device, resumes onto a device and onto the CPU
+    resumed = []
+    for device in ("gpu", "cpu"):
+        again = _small_model(11).to(device)
+        again.compile("adam")
+        ck = tmp_path / f"ck-{device}"
+        ck.mkdir()
+        (ck / "checkpoint.safetensors").write_bytes((tmp_path / "ck" /
+                                                      "checkpoint.safetensors").read_bytes())
+        again.fit(x, y, epochs=3, batch_size=16, verbose=0, checkpoint_dir=ck, resume=True)
+        assert again.optimizer.iterations == 9
+        resumed.append(again.get_weights())
+    for a, b in zip(*resumed, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    back = dev.to("cpu")
+    assert back is dev and all(type(w) is np.ndarray for la in dev.layers for w in la.weights)
+    assert all(type(a) is np.ndarray for arrays in dev.optimizer.slots.values() for a in arrays)
+
+
+def test_a_nonfinite_gradient_on_the_device_names_its_layer(fake_gpu: FakeCupy) -> None:
+    x, y = _data(8)
+    dev = _small_model(1).to("gpu")
+    dev.compile("sgd")
+    dense = dev.get_layer("dense")
+    dense.weights[0][0, :] = fake_gpu.asarray(np.float32(np.inf))
+    with np.errstate(all="ignore"), pytest.raises(cnnlab.NonFiniteError,
+                                                  match="layer 'dense'.*non-finite kernel"):
+        dev.train_on_batch(x, y)
