@@ -303,3 +303,53 @@ def test_bad_arguments_are_named(shipped):
         explain.saliency(shipped, np.zeros((5, 5)), 1)
     with pytest.raises(InvalidArgumentError, match="label"):
         explain.grad_cam(shipped, np.zeros((2, 28, 28)), [1, 2, 3])
+
+
+# --------------------------------------------------------------------------- conclusion
+def test_parameter_sharing_counts(shipped):
+    from cnnlab.explain import conclusion
+
+    rows = {r["layer"]: r for r in conclusion.parameter_sharing(shipped)}
+    assert rows["conv2d_1"]["params"] == 3 * 3 * 16 * 128 + 128
+    assert rows["conv2d_1"]["dense_params"] == (14 * 14 * 16) * (12 * 12 * 128) + 12 * 12 * 128
+    assert rows["dense"]["dense_params"] == rows["dense"]["params"] == 6400 * 128 + 128
+
+
+def test_receptive_fields_bound_the_gradient_and_are_tight_when_every_path_is_open():
+    from cnnlab.explain import conclusion
+
+    layers = [cnnlab.Conv2D(2, 3, padding="same", activation="relu", dtype="float64"),
+              cnnlab.AveragePooling2D(2, dtype="float64"),
+              cnnlab.Conv2D(2, 2, strides=2, activation="relu", dtype="float64"),
+              cnnlab.Conv2D(1, 3, padding="valid", dtype="float64")]
+    model = cnnlab.Sequential(layers, input_shape=(20, 20, 1), seed=0)
+    # positive weights and a positive image: every ReLU passes, no gradient cancels
+    model.set_weights([np.abs(w) + 0.1 for w in model.get_weights()])
+    x = np.random.default_rng(0).uniform(0.1, 1.0, (20, 20, 1))
+    for f in conclusion.receptive_fields(model):
+        grad = conclusion.influence(model, x, f["layer"], f["unit"])
+        r0, r1, c0, c1 = f["box"]
+        inside = np.zeros_like(grad, bool)
+        inside[r0:r1 + 1, c0:c1 + 1] = True
+        np.testing.assert_array_equal(grad > 0, inside)
+    assert [f["size"] for f in conclusion.receptive_fields(model)] == [
+        (3, 3), (4, 4), (6, 6), (14, 14)]
+
+
+def test_equivariance_is_exact_for_convolutions_and_only_for_multiples_after_pooling(shipped,
+                                                                                      mnist_test):
+    from cnnlab.explain import conclusion
+
+    x_raw, _ = mnist_test
+    rows = conclusion.equivariance(shipped, x_raw[3], shifts=[1, 2, 3], axis="y")
+    for r in rows:
+        assert r["units"] > 0
+        if r["exact"]:
+            assert r["error"] < 1e-5, r  # rounding only (another BLAS call order)
+        else:
+            assert r["error"] > 1e-2, r
+    assert {r["layer"] for r in rows if r["exact"] and r["shift"] == 1} == {"conv2d"}
+    sp = conclusion.shift_predictions(shipped, x_raw[3], 0, shifts=[-1, 0, 1])
+    want = shipped.predict(conclusion.shift_image(
+        x_raw[3][None, :, :, None].astype(np.float32) / 255, 1, -1))[0]
+    assert sp["probability"][2, 0] == pytest.approx(want[0], rel=1e-5, abs=1e-7)
