@@ -21,7 +21,15 @@ alike, and the table reports medians over the repetitions:
 * peak resident memory (``ru_maxrss``) of a short training run of each
   framework, each in a fresh subprocess.
 
-PyTorch is a benchmark-only dependency; cnnlab itself never imports it.
+With ``--keras`` (or when TensorFlow and Keras 3 are importable and
+``--no-keras`` is not given), Keras 3 on TensorFlow, the slides' own
+framework, joins as a third column, timed in the same interleaved blocks:
+``train_on_batch`` and ``predict_on_batch`` (both run a compiled
+``tf.function``), with TensorFlow's intra- and inter-op pools set to
+``--threads``. Without TensorFlow the column is skipped with a message
+(``pip install tensorflow-cpu keras``).
+
+PyTorch and TensorFlow are benchmark-only dependencies; cnnlab never imports them.
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ from typing import Any
 from _threads import set_threads, threads_from_argv  # noqa: E402  (before NumPy)
 
 threads_from_argv()
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # before anything imports keras
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
@@ -127,6 +137,47 @@ def build_torch_vgg_small(seed: int = 0, num_classes: int = 10) -> tuple[Any, An
     return model, opt, nn.CrossEntropyLoss()
 
 
+def keras_available() -> str | None:
+    """None if Keras 3 on TensorFlow can run here, else why not."""
+    try:
+        import keras
+        import tensorflow  # noqa: F401
+    except ImportError as exc:
+        return f"{exc.name} is not installed (pip install tensorflow-cpu keras)"
+    if keras.backend.backend() != "tensorflow":
+        return f"Keras runs on {keras.backend.backend()!r}, not TensorFlow (KERAS_BACKEND)"
+    return None
+
+
+def build_keras(threads: int, seed: int = 0, model_name: str = "seed") -> Any:
+    """The seed model as the slides wrote it, in Keras 3 on TensorFlow (NHWC, like cnnlab)."""
+    import keras
+    import tensorflow as tf
+
+    if model_name != "seed":
+        raise SystemExit("--keras runs with --model seed only")
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        layers.Conv2D(16, 2, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(128, 3, activation="relu"),
+        layers.Conv2D(256, 3, activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Dropout(0.25),
+        layers.Flatten(),
+        layers.Dense(128, activation="relu"),
+        layers.Dropout(0.5),
+        layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss="sparse_categorical_crossentropy")
+    return model
+
+
 # ----------------------------------------------------------------------------- workloads
 
 
@@ -141,7 +192,7 @@ class Workloads:
     """Callables doing identical work in each framework."""
 
     def __init__(self, threads: int, model_name: str = "seed",
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, keras: bool = False) -> None:
         import torch
 
         torch.set_num_threads(threads)
@@ -161,6 +212,16 @@ class Workloads:
             self.tx_train = self.tx_train.contiguous(memory_format=fmt)
             self.tx_infer = self.tx_infer.contiguous(memory_format=fmt)
             self.tx_one = self.tx_one.contiguous(memory_format=fmt)
+        self.k_model = build_keras(threads, model_name=model_name) if keras else None
+
+    def k_train(self) -> None:
+        self.k_model.train_on_batch(self.x_train, self.y_train)
+
+    def k_infer(self) -> None:
+        self.k_model.predict_on_batch(self.x_infer)
+
+    def k_one(self) -> None:
+        self.k_model.predict_on_batch(self.x_one)
 
     def cl_train(self) -> None:
         self.cl_model.train_on_batch(self.x_train, self.y_train)
@@ -212,21 +273,19 @@ def _time(fn: Callable[[], None], calls: int, settle: float = SETTLE_S) -> float
     return (time.perf_counter() - t0) / calls
 
 
-def interleaved(a: Callable[[], None], b: Callable[[], None], repeats: int, calls: int,
-                warmup: int) -> tuple[list[float], list[float]]:
-    """Per-repetition seconds per call of ``a`` and ``b``, alternating which goes first."""
+def interleaved(*fns: Callable[[], None], repeats: int, calls: int,
+                warmup: int) -> list[list[float]]:
+    """Per-repetition seconds per call of each of ``fns``, rotating which goes first."""
     for _ in range(warmup):
-        a()
-        b()
-    ta, tb = [], []
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     for r in range(repeats):
-        if r % 2 == 0:
-            ta.append(_time(a, calls))
-            tb.append(_time(b, calls))
-        else:
-            tb.append(_time(b, calls))
-            ta.append(_time(a, calls))
-    return ta, tb
+        order = list(range(len(fns)))
+        order = order[r % len(fns):] + order[: r % len(fns)]
+        for i in order:
+            times[i].append(_time(fns[i], calls))
+    return times
 
 
 # ----------------------------------------------------------------------------- memory
@@ -305,6 +364,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--only", choices=("train", "infer", "one"), action="append",
                    help="run only these timings (repeatable)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    kg = p.add_mutually_exclusive_group()
+    kg.add_argument("--keras", action="store_true",
+                    help="require the Keras 3 / TensorFlow column (error if not installed)")
+    kg.add_argument("--no-keras", action="store_true", help="skip the Keras column")
     p.add_argument("--_memory-child", dest="memory_child", help=argparse.SUPPRESS)
     p.add_argument("--steps", type=int, default=10, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -319,26 +382,41 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.memory_steps:  # first, while this process is still small
         memory = (measure_memory("cnnlab", args.memory_steps, args.model),
                   measure_memory("torch", args.memory_steps, args.model))
-    w = Workloads(args.threads, args.model, args.torch_channels_last)
+    keras_missing = "--no-keras given" if args.no_keras else keras_available()
+    if args.keras and keras_missing:
+        raise SystemExit(f"--keras: {keras_missing}")
+    if keras_missing is None and args.model != "seed":
+        keras_missing = "the Keras twin exists for --model seed only"
+    use_keras = keras_missing is None
+    w = Workloads(args.threads, args.model, args.torch_channels_last, keras=use_keras)
     only = set(args.only or ("train", "infer", "one"))
     rows: list[dict[str, Any]] = []
+
+    def row(name: str, unit: str, fns: list[Callable[[], None]], calls: int, warmup: int,
+            per_call: Callable[[float], float], better_low: bool) -> None:
+        times = interleaved(*fns, repeats=args.repeats, calls=calls, warmup=warmup)
+        vals = [per_call(statistics.median(t)) for t in times]
+        r = {"name": name, "unit": unit, "cnnlab": vals[0], "torch": vals[1]}
+        r["ratio"] = vals[1] / vals[0] if better_low else vals[0] / vals[1]
+        if use_keras:
+            r["keras"] = vals[2]
+            r["ratio_keras"] = vals[2] / vals[0] if better_low else vals[0] / vals[2]
+        rows.append(r)
+
     # batch 1 first: PyTorch's batch-1 latency was measured slower after the
     # training runs in the same process (0.8 -> 1.2 ms), cnnlab's was not
+    k = use_keras
     if "one" in only:
-        a, b = interleaved(w.cl_one, w.t_one, args.repeats, args.one_calls, args.warmup * 5)
-        ca, tb = statistics.median(a) * 1e3, statistics.median(b) * 1e3
-        rows.append({"name": "inference, batch 1 latency", "unit": "ms", "cnnlab": ca,
-                     "torch": tb, "ratio": tb / ca})
+        row("inference, batch 1 latency", "ms", [w.cl_one, w.t_one] + ([w.k_one] if k else []),
+            args.one_calls, args.warmup * 5, lambda t: t * 1e3, True)
     if "infer" in only:
-        a, b = interleaved(w.cl_infer, w.t_infer, args.repeats, args.infer_calls, args.warmup)
-        ca, tb = BATCH_INFER / statistics.median(a), BATCH_INFER / statistics.median(b)
-        rows.append({"name": "inference, batch 1000", "unit": "img/s", "cnnlab": ca,
-                     "torch": tb, "ratio": ca / tb})
+        row("inference, batch 1000", "img/s",
+            [w.cl_infer, w.t_infer] + ([w.k_infer] if k else []),
+            args.infer_calls, args.warmup, lambda t: BATCH_INFER / t, False)
     if "train" in only:
-        a, b = interleaved(w.cl_train, w.t_train, args.repeats, args.train_calls, args.warmup)
-        ca, tb = BATCH_TRAIN / statistics.median(a), BATCH_TRAIN / statistics.median(b)
-        rows.append({"name": "train step, batch 128", "unit": "img/s", "cnnlab": ca,
-                     "torch": tb, "ratio": ca / tb})
+        row("train step, batch 128", "img/s",
+            [w.cl_train, w.t_train] + ([w.k_train] if k else []),
+            args.train_calls, args.warmup, lambda t: BATCH_TRAIN / t, False)
     if memory is not None:
         mc, mt = memory
         rows.append({"name": f"peak RSS, {args.memory_steps} train steps", "unit": "MiB",
@@ -353,10 +431,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print("torch layout: channels_last")
     print(f"threads={args.threads} repeats={args.repeats} numpy={np.__version__} "
           f"torch={torch.__version__} (median of repeats; ratio > 1 means cnnlab is better)")
-    print(f"{'benchmark':32s} {'unit':>6s} {'cnnlab':>10s} {'torch':>10s} {'ratio':>7s}")
+    if use_keras:
+        import keras
+        import tensorflow as tf
+        print(f"keras={keras.__version__} tensorflow={tf.__version__}")
+    else:
+        print(f"Keras/TensorFlow column skipped: {keras_missing}")
+    head = f"{'benchmark':32s} {'unit':>6s} {'cnnlab':>10s} {'torch':>10s} {'ratio':>7s}"
+    print(head + (f" {'keras':>10s} {'ratio':>7s}" if use_keras else ""))
     for r in rows:
-        print(f"{r['name']:32s} {r['unit']:>6s} {r['cnnlab']:10.2f} {r['torch']:10.2f} "
-              f"{r['ratio']:7.2f}")
+        line = (f"{r['name']:32s} {r['unit']:>6s} {r['cnnlab']:10.2f} {r['torch']:10.2f} "
+                f"{r['ratio']:7.2f}")
+        if "keras" in r:
+            line += f" {r['keras']:10.2f} {r['ratio_keras']:7.2f}"
+        print(line)
     try:
         load = os.getloadavg()[0]
         print(f"load average (1 min) at the end: {load:.2f} on {os.cpu_count()} CPUs")
@@ -364,6 +452,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         load = float("nan")
     result = {"threads": args.threads, "repeats": args.repeats, "numpy": np.__version__,
               "torch": torch.__version__, "loadavg_1min": load, "rows": rows}
+    if use_keras:
+        result["keras"] = keras.__version__
+        result["tensorflow"] = tf.__version__
     if args.model != "seed":
         result["model"] = args.model
     if args.json:
