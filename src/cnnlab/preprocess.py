@@ -209,6 +209,8 @@ def _prepare(arr: Any, name: str) -> np.ndarray:
     mask = ink > threshold
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:  # the noise threshold is above the peak: nothing stands out
+        raise NoDigitError(f"{name}: no digit found (the ink does not rise above the noise)")
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
     h, w = crop.shape
@@ -256,9 +258,14 @@ def prepare_array(arr: np.ndarray, *, name: str = "array") -> np.ndarray:
 # ----------------------------------------------------------------------------- files
 
 
-def _pil_to_array(img: Image.Image) -> np.ndarray:
-    """A Pillow image -> uint8 (H, W) or (H, W, 4), or float (H, W) in [0, 1]."""
-    img = ImageOps.exif_transpose(img) or img
+def _pil_to_array(img: Image.Image, *, upright: bool = False) -> np.ndarray:
+    """A Pillow image -> uint8 (H, W) or (H, W, 4), or float (H, W) in [0, 1].
+
+    ``upright``: the EXIF orientation is already applied (by :func:`open_image`);
+    applying it again would re-read EXIF that may be malformed.
+    """
+    if not upright:
+        img = ImageOps.exif_transpose(img) or img
     has_alpha = "A" in img.getbands() or (
         img.mode in ("P", "L", "RGB") and "transparency" in img.info
     )
@@ -278,7 +285,7 @@ def _decode(fp: str | os.PathLike[str] | IO[bytes], name: str) -> np.ndarray:
     EXIF orientation applied), then convert."""
     img = open_image(fp, name=name)
     try:
-        return _pil_to_array(img)
+        return _pil_to_array(img, upright=True)
     except (OSError, ValueError) as exc:
         raise ImageDecodeError(f"{name}: cannot convert the image: {exc}") from exc
 
@@ -313,8 +320,12 @@ def prepare_image(source: ImageSource | IO[bytes], *, name: str | None = None) -
         name = name or "image"
         try:
             arr = _pil_to_array(source)
-        except (OSError, ValueError) as exc:
-            raise ImageDecodeError(f"{name}: cannot convert the image: {exc}") from exc
+        except MemoryError:
+            raise
+        except Exception as exc:  # OSError, ValueError; SyntaxError from malformed EXIF
+            raise ImageDecodeError(
+                f"{name}: cannot convert the image: {type(exc).__name__}: {exc}"
+            ) from exc
     elif isinstance(source, bytes | bytearray | memoryview):
         name = name or "<bytes>"
         arr = _decode(io.BytesIO(bytes(source)), name)

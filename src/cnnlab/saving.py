@@ -140,6 +140,17 @@ def model_from_config(config: Any, source: str = "model spec", *,
     return model
 
 
+def _parse_json(text: str, source: str) -> Any:
+    """``json.loads``, its errors as :class:`SpecError` (nesting deeper than Python's
+    recursion limit too, which ``json`` reports as ``RecursionError``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"{source}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise SpecError(f"{source}: not valid JSON (nested too deeply)") from None
+
+
 def model_from_json(spec: str | dict[str, Any], *, input_shape: Sequence[int] | None = None,
                     num_classes: int | None = None, seed: int | None = 0,
                     source: str = "model spec") -> Sequential:
@@ -152,10 +163,7 @@ def model_from_json(spec: str | dict[str, Any], *, input_shape: Sequence[int] | 
     195
     """
     if isinstance(spec, str):
-        try:
-            spec = json.loads(spec)
-        except json.JSONDecodeError as e:
-            raise SpecError(f"{source}: not valid JSON ({e})") from None
+        spec = _parse_json(spec, source)
     return model_from_config(spec, source, input_shape=input_shape, num_classes=num_classes,
                              seed=seed)
 
@@ -163,16 +171,27 @@ def model_from_json(spec: str | dict[str, Any], *, input_shape: Sequence[int] | 
 def load_spec(path: str | Path) -> dict[str, Any]:
     """A JSON model spec file, parsed (not yet built)."""
     try:
-        text = Path(path).read_text()
+        raw = Path(path).read_bytes()
     except OSError as e:
         raise SpecError(f"{path}: cannot read the model spec ({e.strerror or e})") from None
     try:
-        spec = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SpecError(f"{path}: not valid JSON ({e})") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    spec = _parse_json(text, str(path))
     if not isinstance(spec, dict):
         raise SpecError(f"{path}: expected a JSON object, got {type(spec).__name__}")
     return spec
+
+
+def _meta_json(meta: dict[str, str], key: str, source: str) -> Any:
+    """:func:`cnnlab.serialization.parse_json_meta`, with JSON nested deeper than
+    Python's recursion limit a :class:`ModelFileError` too."""
+    try:
+        return parse_json_meta(meta, key, source)
+    except RecursionError:
+        raise ModelFileError(f"{source}: metadata {key!r} is not valid JSON (nested too "
+                             "deeply)") from None
 
 
 def _model_file_architecture(config: Any, source: str) -> Sequential:
@@ -219,17 +238,17 @@ def load_model(path: str | Path, compile: bool = True) -> Sequential:
         raise ModelFileError(
             f"{source}: not a cnnlab model file (format {fmt!r}, expected {FORMAT_VERSION!r})"
         )
-    model = _model_file_architecture(parse_json_meta(meta, "architecture", source), source)
+    model = _model_file_architecture(_meta_json(meta, "architecture", source), source)
     assign_tensors(model, tensors, source)
     if "class_names" in meta:
-        model.class_names = _class_names(parse_json_meta(meta, "class_names", source),
+        model.class_names = _class_names(_meta_json(meta, "class_names", source),
                                          model.num_classes, source)
     if "preprocessing" in meta:
-        prep = parse_json_meta(meta, "preprocessing", source)
+        prep = _meta_json(meta, "preprocessing", source)
         if not isinstance(prep, dict) or prep.get("mode") not in ("digit", "resize"):
             raise ModelFileError(f"{source}: metadata 'preprocessing' is malformed: {prep!r}")
         model.preprocessing = prep
-    training = parse_json_meta(meta, "training_config", source) if "training_config" in meta else {}
+    training = _meta_json(meta, "training_config", source) if "training_config" in meta else {}
     model.training_config = training if isinstance(training, dict) else {}
     if compile and isinstance(training, dict) and "optimizer" in training:
         try:

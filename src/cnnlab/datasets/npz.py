@@ -54,6 +54,23 @@ __all__ = ["NPZ_KEYS", "load_npz"]
 NPZ_KEYS: tuple[str, ...] = ("x", "y", "class_names", "x_test", "y_test")
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _head(path: str | os.PathLike[str] | IO[bytes], name: str) -> bytes:
+    """The first six bytes of the file (a file object is put back where it was)."""
+    try:
+        if isinstance(path, str | os.PathLike):
+            with open(path, "rb") as f:
+                return f.read(len(_NPY_MAGIC))
+        where = path.tell()
+        head = path.read(len(_NPY_MAGIC))
+        path.seek(where)
+        return head
+    except OSError as exc:
+        raise DataFormatError(f"{name}: cannot read the file: {exc}") from exc
+
+
 def _read(archive: Any, key: str, name: str) -> np.ndarray:
     try:
         return archive[key]
@@ -166,15 +183,22 @@ def load_npz(path: str | os.PathLike[str] | IO[bytes]) -> DataSplits:
     )
     if isinstance(path, str | os.PathLike) and not Path(path).is_file():
         raise DataFormatError(f"{name}: no such file")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataFormatError(f"{name}: not a readable .npz archive: {exc}") from exc
-    if not isinstance(archive, np.lib.npyio.NpzFile):
+    if _head(path, name) == _NPY_MAGIC:  # refused from its magic, the array never parsed
         raise DataFormatError(
             f"{name}: holds a single array, not an .npz archive: save the images and labels "
             "with np.savez(path, x=images, y=labels)"
         )
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zipfile raises many types on a bad archive
+        # NotImplementedError (an unsupported zip version), BadZipFile, ValueError,
+        # tokenize.TokenError (a malformed .npy header) ...
+        raise DataFormatError(f"{name}: not a readable .npz archive: {exc}") from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataFormatError(f"{name}: not an .npz archive (np.load returned "
+                              f"{type(archive).__name__})")
     with archive:
         keys = set(archive.files)
         unknown = sorted(keys - set(NPZ_KEYS))

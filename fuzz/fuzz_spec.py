@@ -1,0 +1,38 @@
+"""Fuzz JSON model specs: :func:`cnnlab.saving.load_spec` (a file's bytes) and
+:func:`cnnlab.saving.model_from_json` (the parsed spec built into a model).
+
+Run: ``.venv/bin/python fuzz/fuzz_spec.py -max_total_time=5 fuzz/corpus/fuzz_spec``.
+``cnnlab.model.MAX_WEIGHT_BYTES`` is lowered to 16 MiB (the same refusal, sooner).
+A spec that builds must run one forward pass on a zero input (inputs of at most
+65,536 values) and give finite outputs of the model's output shape.
+"""
+
+from __future__ import annotations
+
+import atheris
+
+with atheris.instrument_imports(include=["cnnlab"]):
+    import numpy as np
+
+    import cnnlab.model
+    from cnnlab.saving import load_spec, model_from_json
+
+from _harness import main, scratch_dir
+
+cnnlab.model.MAX_WEIGHT_BYTES = 16 << 20
+PATH = scratch_dir("spec") / "spec.json"
+
+
+def check(data: bytes) -> None:
+    PATH.write_bytes(data)
+    spec = load_spec(PATH)
+    model = model_from_json(spec)
+    x = np.zeros((1, *model.input_shape), np.float32)
+    if x.size <= 1 << 16 and model.count_params() <= 1 << 20:
+        out = model.predict(x)
+        assert out.shape == (1, *model.output_shape), f"{out.shape} vs {model.output_shape}"
+        assert np.isfinite(out).all(), "a zero input gives non-finite outputs"
+
+
+if __name__ == "__main__":
+    main(check)

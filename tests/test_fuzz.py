@@ -1,0 +1,194 @@
+"""Coverage-guided fuzzing of the parsers of untrusted bytes (issue 18).
+
+Two kinds of test:
+
+- **Regressions** (plain tests): every input the fuzzers found that raised
+  something other than a :class:`~cnnlab.errors.CnnlabError` is kept in
+  ``fuzz/regressions/<harness>/``; here each is fed to the library directly and
+  must raise the documented error with a clear message.
+- **Short fuzzing runs** (marker ``fuzz``): each harness in ``fuzz/`` runs for a few
+  seconds from its seed corpus (``fuzz/corpus/<harness>``), in a subprocess so
+  atheris's instrumentation stays out of this process; it must end without a
+  finding. The same harnesses also replay the regression inputs. The long campaign
+  is ``scripts/fuzz_campaign.py``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cnnlab.datasets.npz import load_npz
+from cnnlab.errors import (
+    DataFormatError,
+    ImageDecodeError,
+    ModelFileError,
+    NoDigitError,
+    SpecError,
+)
+from cnnlab.layers import Dense, Flatten
+from cnnlab.model import Sequential
+from cnnlab.preprocess import prepare_image
+from cnnlab.saving import load_model, load_spec, model_from_json
+from cnnlab.serialization import encode, tensors_of
+
+ROOT = Path(__file__).resolve().parent.parent
+FUZZ = ROOT / "fuzz"
+REGRESSIONS = FUZZ / "regressions"
+HARNESSES = sorted(p.stem for p in FUZZ.glob("fuzz_*.py"))
+SECONDS = 4  # per harness; six harnesses stay well under a minute
+
+needs_atheris = pytest.mark.skipif(importlib.util.find_spec("atheris") is None,
+                                   reason="atheris is not installed (the 'test' extra)")
+
+
+# ------------------------------------------------------------------------ regressions
+
+
+def test_every_parser_has_a_harness_and_seeds():
+    assert set(HARNESSES) >= {"fuzz_idx", "fuzz_image", "fuzz_model_file", "fuzz_spec",
+                              "fuzz_npz", "fuzz_image_folder"}
+    for harness in HARNESSES:
+        seeds = list((FUZZ / "corpus" / harness).iterdir())
+        assert seeds, f"{harness} has no seed corpus"
+        assert all(s.stat().st_size <= 64 * 1024 for s in seeds), "seeds must stay small"
+
+
+def test_jpeg_whose_noise_threshold_is_above_its_ink_is_no_digit():
+    # Found by fuzz_image: an upright-rotated (EXIF 6) 12x10 JPEG whose border noise
+    # put the bounding-box threshold above the ink's peak: IndexError on an empty crop.
+    data = (REGRESSIONS / "fuzz_image" / "noise-above-peak.jpg").read_bytes()
+    with pytest.raises(NoDigitError, match="no digit found"):
+        prepare_image(data, name="noise.jpg")
+
+
+def test_jpeg_with_malformed_exif_is_read_once_not_twice():
+    # Found by fuzz_image: prepare_image applied the EXIF orientation a second time
+    # (open_image had already), re-reading an EXIF block of zeros: SyntaxError from
+    # Pillow, which the server turned into a 500.
+    data = (REGRESSIONS / "fuzz_image" / "exif-all-zeros.jpg").read_bytes()
+    try:
+        digit = prepare_image(data, name="zeros.jpg")
+    except NoDigitError:
+        pass  # a documented answer too; what matters is no SyntaxError
+    else:
+        assert digit.shape == (28, 28)
+    # A Pillow image handed over directly still gets its orientation applied: a
+    # prepared digit or a documented error, never Pillow's SyntaxError.
+    from PIL import Image
+
+    try:
+        prepare_image(Image.open(io.BytesIO(data)), name="zeros")
+    except (NoDigitError, ImageDecodeError):
+        pass
+
+
+def test_spec_file_that_is_not_utf8_is_a_spec_error(tmp_path):
+    # Found by fuzz_spec: Path.read_text raised UnicodeDecodeError.
+    path = tmp_path / "spec.json"
+    path.write_bytes((REGRESSIONS / "fuzz_spec" / "not-utf8.json").read_bytes())
+    with pytest.raises(SpecError, match=r"spec\.json: not UTF-8 text \(byte \d+"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize("depth", [2000, 50_000])
+def test_json_nested_past_the_recursion_limit_is_a_spec_error(tmp_path, depth):
+    # json.loads raises RecursionError, not JSONDecodeError, on deep nesting.
+    text = "[" * depth + "]" * depth
+    with pytest.raises(SpecError, match="nested too deeply"):
+        model_from_json(text)
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    with pytest.raises(SpecError, match="deep.json: not valid JSON .nested too deeply"):
+        load_spec(path)
+
+
+@pytest.mark.parametrize("key", ["architecture", "class_names", "preprocessing",
+                                 "training_config"])
+def test_model_metadata_nested_too_deeply_is_a_model_file_error(tmp_path, key):
+    model = Sequential([Flatten(), Dense(2, activation="softmax")], input_shape=(2, 2, 1))
+    meta = {"cnnlab_format": "1", "architecture": model.get_config(),
+            "class_names": ["a", "b"], "preprocessing": {"mode": "digit"},
+            "training_config": {}}
+    meta[key] = "[" * 100_000
+    path = tmp_path / "deep.safetensors"
+    path.write_bytes(encode(tensors_of(model), meta))
+    with pytest.raises(ModelFileError, match=f"deep.safetensors: metadata '{key}' is not "
+                                             "valid JSON .nested too deeply"):
+        load_model(path)
+
+
+def test_npz_with_an_unsupported_zip_version_is_a_data_format_error():
+    # Found by fuzz_npz: zipfile raises NotImplementedError("zip file version 15.0").
+    path = REGRESSIONS / "fuzz_npz" / "zip-version-15.npz"
+    with pytest.raises(DataFormatError, match="zip-version-15.npz: not a readable .npz "
+                                              "archive: zip file version"):
+        load_npz(path)
+
+
+def test_single_npy_with_a_malformed_header_is_refused_from_its_magic():
+    # Found by fuzz_npz: np.load parsed the .npy header (tokenize.TokenError) of a file
+    # that would have been refused anyway as "a single array"; now the magic decides.
+    data = (REGRESSIONS / "fuzz_npz" / "npy-bad-header.npy").read_bytes()
+    assert data.startswith(b"\x93NUMPY")
+    with pytest.raises(DataFormatError, match="holds a single array, not an .npz archive"):
+        load_npz(io.BytesIO(data))
+
+
+def test_the_regression_inputs_still_parse_the_same_way_as_valid_seeds():
+    # Guard against a fix that refuses everything: a valid seed of each kind still loads.
+    seed = next(p for p in (FUZZ / "corpus" / "fuzz_spec").iterdir()
+                if p.read_bytes().startswith(b'{"class_name"'))
+    model = model_from_json(json.loads(seed.read_bytes()))
+    assert model.count_params() > 0
+
+
+# ------------------------------------------------------------------- fuzzing runs
+
+
+def _run(harness: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("CNNLAB_FUZZ_FINDINGS", None)  # test mode: a finding fails the run
+    return subprocess.run([sys.executable, str(FUZZ / f"{harness}.py"), *args], env=env,
+                          cwd=ROOT, capture_output=True, text=True, errors="replace",
+                          timeout=timeout)
+
+
+@pytest.mark.fuzz
+@needs_atheris
+@pytest.mark.parametrize("harness", HARNESSES)
+def test_short_fuzzing_run_finds_nothing(harness, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    # A fixed seed: the same mutations every time (the time limit only cuts them short).
+    proc = _run(harness, "-seed=18", f"-max_total_time={SECONDS}", "-timeout=20",
+                "-rss_limit_mb=2048",
+                f"-artifact_prefix={tmp_path}/", "-print_final_stats=1", str(corpus),
+                str(FUZZ / "corpus" / harness))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    runs = int(re.findall(r"stat::number_of_executed_units: (\d+)", out)[-1])
+    cov = max(int(c) for c in re.findall(r"cov: (\d+)", out))
+    seeds = len(list((FUZZ / "corpus" / harness).iterdir()))
+    assert runs > seeds, f"only {runs} executions"
+    assert cov > 0
+    assert not list(tmp_path.glob("crash-*")) and not list(tmp_path.glob("timeout-*"))
+
+
+@pytest.mark.fuzz
+@needs_atheris
+@pytest.mark.parametrize("harness", sorted(p.name for p in REGRESSIONS.iterdir()))
+def test_harness_replays_its_regressions_cleanly(harness):
+    inputs = sorted(str(p) for p in (REGRESSIONS / harness).iterdir())
+    proc = _run(harness, *inputs)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert out.count("Executed ") == len(inputs)
