@@ -141,10 +141,11 @@
     lastSent = performance.now();
     const gen = generation;
     try {
-      const { res, body } = await postPicture(pad.toDataURL("image/png"));
+      const url = pad.toDataURL("image/png");
+      const { res, body } = await postPicture(url);
       if (gen !== generation) return;
       if (!res.ok) { showError(errorText(res, body)); return; }
-      await render(body);
+      await render(body, { image: url });
       setStatus("Keep drawing, or clear and try another digit.");
     } catch (err) {
       if (gen === generation) showError(`The server did not answer (${err.message}).`);
@@ -177,7 +178,7 @@
       ctx.imageSmoothingEnabled = true;
       ctx.drawImage(img, 0, 0, pad.width, pad.height);
       hasInk = true;
-      await render(body);
+      await render(body, { test_index: body.index });
       const right = body.label === body.prediction;
       truthEl.textContent = `True label: ${body.label} — ${right ? "correct" : "wrong"}`;
       truthEl.className = "truth " + (right ? "right" : "wrong");
@@ -254,7 +255,7 @@
       const { res, body } = await postPicture(url);
       if (gen !== generation) return;
       if (!res.ok) { showError(`${name}: ${errorText(res, body)}`); return; }
-      await render(body);
+      await render(body, { image: url });
       inputHint.textContent = hints.photo;
       setStatus(`${name}${note}. Choose or drop another image${isDigitModel() ? ", or clear and draw" : ""}.`);
     } catch (err) {
@@ -461,7 +462,8 @@
     c.drawImage(img, 0, 0);
   }
 
-  async function render(result) {
+  // source: the picture as the server got it ({image} or {test_index}), for explain.js
+  async function render(result, source) {
     const probs = result.probabilities;
     const names = result.classes || probs.map((_, k) => String(k));
     if (bars.length !== probs.length) buildBars(names);
@@ -496,6 +498,8 @@
     demo.error = null;
     demo.updates += 1;
     document.body.dataset.updates = String(demo.updates);
+    demo.source = source || null;
+    document.dispatchEvent(new CustomEvent("cnnlab:rendered", { detail: { result, source } }));
   }
 
   // ------------------------------------------------------------------ start
