@@ -54,6 +54,10 @@ LIMITS: dict[str, tuple[float, float]] = {
 OPTIMIZERS = ("sgd", "adam")
 #: A run is stopped after this many seconds, paused time included.
 MAX_SECONDS = 600.0
+#: The largest share of the time a run spends computing: after a step that took t seconds
+#: it rests t * (1 / DUTY - 1), so the server's predictions keep at least half of the CPU
+#: (the numbers do not depend on it, only the pace).
+DUTY = 0.5
 
 
 class Cancelled(Exception):
@@ -241,6 +245,12 @@ class LiveRun:
                     return
                 self._cond.wait(timeout=1.0)
 
+    def _rest(self, seconds: float) -> None:
+        """Sleep ``seconds`` (the pace), waking early when the run is stopped."""
+        with self._cond:
+            if not self._stop:
+                self._cond.wait(timeout=seconds)
+
     def _run(self) -> None:
         recipe = self.recipe
         run = self
@@ -250,6 +260,8 @@ class LiveRun:
 
             class Live(Callback):
                 epoch = 0
+                rest = 0.0
+                t0 = 0.0
 
                 def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None
                                    ) -> None:
@@ -257,11 +269,15 @@ class LiveRun:
 
                 def on_batch_begin(self, batch: int, logs: dict[str, float] | None = None
                                    ) -> None:
+                    if self.rest > 0:
+                        run._rest(self.rest)
                     run._gate()
+                    self.t0 = time.perf_counter()
 
                 def on_batch_end(self, batch: int, logs: dict[str, float] | None = None
                                  ) -> None:
                     logs = logs or {}
+                    self.rest = (time.perf_counter() - self.t0) * (1 / DUTY - 1)
                     run.step += 1
                     run.events.put({
                         "type": "step", "step": run.step, "epoch": self.epoch, "batch": batch,

@@ -1,0 +1,149 @@
+"""Is the demo still responsive while a live training runs? ``/api/predict`` latency, alone
+and beside a live run, measured in the same session.
+
+Starts ``cnnlab serve`` (as ``benchmarks/load_serve.py`` does, whose request
+builder and load loop this reuses), then:
+
+1. the load test alone: ``-n`` predictions, ``-c`` in flight, feature maps on;
+2. a live training run opened as the page opens it (``GET /api/live/stream``,
+   read by a client thread that consumes the events, as the page's
+   EventSource does), with a recipe large enough to outlast the load;
+3. the same load test again while it trains; then the run is stopped by
+   closing the stream (as closing the page does).
+
+Reports throughput and p50/p90/p99 for both phases, their ratio, and how many
+training steps the live run took during phase 3. Every answer is checked as
+in ``load_serve.py``; exits 1 on a wrong one.
+
+Usage::
+
+    python benchmarks/load_serve_live.py [-n 400] [-c 8] [--recipe "n=4000&epochs=5"]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import load_serve  # noqa: E402
+
+
+def stats(latencies: list[float], wall: float, n: int) -> dict[str, float]:
+    ms = np.array(latencies) * 1000
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return {"rps": n / wall, "p50": p50, "p90": p90, "p99": p99, "max": float(ms.max())}
+
+
+def line(name: str, s: dict[str, float]) -> str:
+    return (f"{name}: {s['rps']:.1f} requests/s, latency ms p50 {s['p50']:.1f}  "
+            f"p90 {s['p90']:.1f}  p99 {s['p99']:.1f}  max {s['max']:.1f}")
+
+
+class LiveClient(threading.Thread):
+    """Reads a live run's event stream like the page does; counts its steps."""
+
+    def __init__(self, base: str, recipe: str) -> None:
+        super().__init__(daemon=True)
+        self.url = f"{base}/api/live/stream?tab=bench&{recipe}"
+        self.steps = 0
+        self.last_loss: float | None = None
+        self.started = threading.Event()
+        self.stop = threading.Event()
+        self.error: str | None = None
+
+    def run(self) -> None:
+        import httpx
+
+        try:
+            with httpx.stream("GET", self.url, timeout=None) as r:
+                for raw in r.iter_lines():
+                    if self.stop.is_set():
+                        break  # closing the stream stops the run on the server
+                    if not raw.startswith("data: "):
+                        continue
+                    ev = json.loads(raw[6:])
+                    if ev["type"] == "start":
+                        self.started.set()
+                    elif ev["type"] == "step":
+                        self.steps = ev["step"]
+                        self.last_loss = ev["loss"]
+                    elif ev["type"] == "end":
+                        break
+        except Exception as e:  # reported, not raised: the load numbers still count
+            self.error = f"{type(e).__name__}: {e}"
+            self.started.set()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("-n", "--requests", type=int, default=400)
+    p.add_argument("-c", "--concurrency", type=int, default=8)
+    p.add_argument("--recipe", default="n=4000&epochs=5&batch=32&every=5",
+                   help="the live run's query string (default: long enough to outlast the load)")
+    args = p.parse_args(argv)
+    from cnnlab.saving import load_model
+
+    print("$ " + shlex.join([sys.executable, *sys.argv]), flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path, how = load_serve.pick_model(None, Path(tmp))
+        model = load_model(model_path, compile=False)
+        print(f"model: {model_path} ({how}), {model.count_params():,} parameters", flush=True)
+        work = load_serve.build_requests(model, args.requests, 0, True)
+        port = load_serve.free_port()
+        proc, cmd = load_serve.start_server(model_path, port)
+        base = f"http://127.0.0.1:{port}"
+        results: dict[str, Any] = {}
+        failures: list[str] = []
+        try:
+            load_serve.wait_ready(base, proc)
+            asyncio.run(load_serve.run_load(base, work[: 2 * args.concurrency],
+                                            args.concurrency))  # warm-up
+            lat, fail, wall = asyncio.run(load_serve.run_load(base, work, args.concurrency))
+            results["alone"] = stats(lat, wall, len(work))
+            failures += fail
+            live = LiveClient(base, args.recipe)
+            live.start()
+            live.started.wait(60)
+            time.sleep(1.0)  # the run is training
+            before = live.steps
+            lat, fail, wall = asyncio.run(load_serve.run_load(base, work, args.concurrency))
+            during = live.steps - before
+            results["live"] = stats(lat, wall, len(work))
+            failures += fail
+            live.stop.set()
+            live.join(timeout=30)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except Exception:
+                proc.kill()
+                proc.wait()
+    print(f"requests: {len(work)} per phase (with feature maps), concurrency "
+          f"{args.concurrency}, CPUs {os.cpu_count()}")
+    print(line("predict alone        ", results["alone"]))
+    print(line("predict + live run   ", results["live"]))
+    print(f"p99 ratio (live / alone): {results['live']['p99'] / results['alone']['p99']:.2f}; "
+          f"throughput ratio: {results['live']['rps'] / results['alone']['rps']:.2f}")
+    print(f"live run: {during} training steps during the loaded phase "
+          f"(recipe {args.recipe}; last loss {live.last_loss})"
+          + (f"; stream error {live.error}" if live.error else ""))
+    for f in failures[:10]:
+        print("FAIL", f)
+    return 0 if not failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
