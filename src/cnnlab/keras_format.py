@@ -299,17 +299,23 @@ def _inbound(spec: dict[str, Any]) -> list[str] | None:
     node = nodes[0]
     names: list[str] = []
     if isinstance(node, dict):  # Keras 3: {"args": [keras tensors], "kwargs": {}}
-        args = node.get("args")
-        if not isinstance(args, list) or node.get("kwargs"):
+        args, kwargs = node.get("args"), node.get("kwargs") or {}
+        # BatchNormalization is called with mask=None; any real keyword is not a plain call
+        if not isinstance(args, list) or not isinstance(kwargs, dict) or \
+                any(v is not None for v in kwargs.values()):
             return None
         for arg in args:
-            hist = arg.get("config", {}).get("keras_history") if isinstance(arg, dict) else None
+            inner = arg.get("config") if isinstance(arg, dict) else None
+            hist = inner.get("keras_history") if isinstance(inner, dict) else None
             if not isinstance(hist, list) or not hist or not isinstance(hist[0], str):
                 return None
             names.append(hist[0])
     elif isinstance(node, list):  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
         for item in node:
             if not isinstance(item, list) or not item or not isinstance(item[0], str):
+                return None
+            kwargs = item[3] if len(item) > 3 else {}
+            if not isinstance(kwargs, dict) or any(v is not None for v in kwargs.values()):
                 return None
             names.append(item[0])
     else:
@@ -585,6 +591,10 @@ def _convert(layers: list[_KLayer], read_weights: Callable[[_KLayer, int], list[
 
 
 # --------------------------------------------------------------------------- HDF5, safely
+#: What h5py raises on a malformed file (its C parser's errors surface as these).
+_H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, OverflowError,
+              IndexError)
+
 def _h5_get(h5py: Any, group: Any, path: str, source: str) -> Any:
     """``group[path]``, following hard links only (no soft or external links); None if absent."""
     node = group
@@ -726,7 +736,7 @@ def _read_keras_zip(path: Path, source: str) -> KerasFile:
             specs, tensors = _convert(layers, _keras3_weights(h5py, f, layers, source), source)
     except ModelFileError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+    except _H5_ERRORS as e:
         raise ModelFileError(f"{source}: {WEIGHTS_NAME} is not a readable HDF5 file ({e})"
                              ) from None
     extra = meta.get("cnnlab") if isinstance(meta.get("cnnlab"), dict) else {}
@@ -794,7 +804,7 @@ def _read_legacy_h5(path: Path, source: str) -> KerasFile:
     h5py = _h5py()
     try:
         f = h5py.File(path, "r")
-    except (OSError, ValueError) as e:
+    except _H5_ERRORS as e:
         raise ModelFileError(f"{source}: not a readable HDF5 file, or a truncated one ({e})"
                              ) from None
     try:
@@ -814,7 +824,7 @@ def _read_legacy_h5(path: Path, source: str) -> KerasFile:
             version = _h5_text(f.attrs.get("keras_version"))
     except ModelFileError:
         raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as e:
+    except _H5_ERRORS as e:
         raise ModelFileError(f"{source}: unreadable HDF5 content ({e})") from None
     return KerasFile(
         architecture={"class_name": "Sequential", "name": name, "input_shape": list(shape),
