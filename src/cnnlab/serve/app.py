@@ -52,6 +52,7 @@ preparing images run outside it, in parallel.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -59,6 +60,7 @@ import json
 import random
 import re
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -104,6 +106,9 @@ __all__ = [
 
 #: Largest request body accepted, in bytes (413 beyond).
 MAX_BODY_BYTES = 2 * 1024 * 1024
+#: Seconds a client has to send a whole request body (408 beyond): a client that
+#: trickles its upload, or stops half-way, does not hold a request for ever.
+BODY_TIMEOUT_S = 30.0
 #: Largest image side accepted, in pixels, for ``image`` and ``pixels`` (413 beyond).
 MAX_IMAGE_SIDE = 2000
 #: Image formats ``image`` may hold.
@@ -302,15 +307,21 @@ class ApiError(Exception):
 
 
 class BodySizeLimit:
-    """ASGI middleware: answer 413 to any request whose body exceeds ``max_bytes``.
+    """ASGI middleware: answer 413 to any request whose body exceeds ``max_bytes``,
+    and 408 to one whose body takes longer than ``timeout`` seconds to arrive.
 
-    Checks ``Content-Length`` first, then counts the bytes actually received
-    (chunked uploads have no length), buffering at most ``max_bytes``.
+    Checks ``Content-Length`` first (a declared size over the limit is refused
+    before a byte of the body is read), then counts the bytes actually received
+    from ``receive()`` (chunked uploads have no length), buffering at most
+    ``max_bytes``: a 1 GB upload is cut off after ``max_bytes``, never read whole.
+    The answer closes the connection, so the rest is never read either.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int,
+                 timeout: float = BODY_TIMEOUT_S) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -322,6 +333,8 @@ class BodySizeLimit:
             try:
                 declared = int(length)
             except ValueError:
+                declared = -1
+            if declared < 0:
                 await self._reply(send, 400, "invalid Content-Length header")
                 return
             if declared > self.max_bytes:
@@ -332,8 +345,15 @@ class BodySizeLimit:
             return
         chunks: list[bytes] = []
         size = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
+            except TimeoutError:
+                await self._reply(send, 408, f"request body not received within "
+                                             f"{self.timeout:g} seconds")
+                return
             if message["type"] == "http.disconnect":
                 return
             body = message.get("body", b"")
@@ -631,7 +651,8 @@ def small_model(n_train: int = 2000, epochs: int = 1, seed: int = 0) -> Any:
 # --------------------------------------------------------------------------------- app
 
 
-def create_app(model: Any, source: str | None = None) -> FastAPI:
+def create_app(model: Any, source: str | None = None, *, cors_origins: Sequence[str] = (),
+               body_timeout: float = BODY_TIMEOUT_S) -> FastAPI:
     """The demo's FastAPI application around ``model``.
 
     Args:
@@ -641,6 +662,9 @@ def create_app(model: Any, source: str | None = None) -> FastAPI:
             :func:`input_spec`) say what the classes are called and how a
             picture becomes its input.
         source: where the model came from (shown by ``/api/model``).
+        cors_origins: origins (``https://example.org``) whose pages may call the API
+            from a browser (CORS); none by default, so only the served page can.
+        body_timeout: seconds a client has to send a request body (408 beyond).
 
     Raises:
         InvalidArgumentError: the model is not built, does not take images, or
@@ -672,9 +696,19 @@ def create_app(model: Any, source: str | None = None) -> FastAPI:
     )
     app.state.model = model
     app.state.lock = lock
-    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES, timeout=body_timeout)
+    if cors_origins:  # off unless asked for (cnnlab serve --cors-origin ORIGIN)
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins),
+                           allow_methods=["GET", "POST"], allow_headers=["Content-Type"])
+    # What BodySizeLimit may answer to any request (a bad or too large Content-Length),
+    # and what a body that is read may get: every answer is declared in /openapi.json.
+    any_request_doc: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse} for code in (400, 413)
+    }
     errors_doc: dict[int | str, dict[str, Any]] = {
-        code: {"model": ErrorResponse} for code in (400, 413, 415, 422)
+        code: {"model": ErrorResponse} for code in (400, 408, 413, 415, 422)
     }
 
     @app.exception_handler(ApiError)
@@ -746,7 +780,8 @@ def create_app(model: Any, source: str | None = None) -> FastAPI:
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
-    @app.get("/api/model", response_model=ModelInfo, tags=["model"])
+    @app.get("/api/model", response_model=ModelInfo, responses=any_request_doc,
+             tags=["model"])
     def model_info() -> ModelInfo:
         """The model: shapes, parameters, layers, summary."""
         return ModelInfo(
