@@ -97,8 +97,9 @@ def cache_dir() -> Path:
     return base / "cnnlab" / "onnxruntime-web"
 
 
-def _integrity_ok(path: Path, integrity: str = ORT_WEB_INTEGRITY) -> bool:
-    algo, _, want = integrity.partition("-")
+def _integrity_ok(path: Path, integrity: str | None = None) -> bool:
+    """Whether ``path``'s digest is npm's ``integrity`` (default :data:`ORT_WEB_INTEGRITY`)."""
+    algo, _, want = (integrity or ORT_WEB_INTEGRITY).partition("-")
     h = hashlib.new(algo)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
