@@ -1,8 +1,8 @@
 """Is the demo still responsive while a live training runs? ``/api/predict`` latency, alone
 and beside a live run, measured in the same session.
 
-Starts ``cnnlab serve`` (as ``benchmarks/load_serve.py`` does, whose request
-builder and load loop this reuses), then:
+Starts ``cnnlab serve`` (``python -m cnnlab.cli serve MODEL``; the request
+builder and the load loop are ``benchmarks/load_serve.py``'s), then:
 
 1. the load test alone: ``-n`` predictions, ``-c`` in flight, feature maps on;
 2. a live training run opened as the page opens it (``GET /api/live/stream``,
@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import shlex
+import subprocess
 import sys
 import tempfile
 import threading
@@ -102,7 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model: {model_path} ({how}), {model.count_params():,} parameters", flush=True)
         work = load_serve.build_requests(model, args.requests, 0, True)
         port = load_serve.free_port()
-        proc, cmd = load_serve.start_server(model_path, port)
+        # `cnnlab serve` itself, as a user starts it
+        cmd = [sys.executable, "-m", "cnnlab.cli", "serve", str(model_path), "--host",
+               "127.0.0.1", "--port", str(port)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        print(f"server: {shlex.join(cmd)}", flush=True)
         base = f"http://127.0.0.1:{port}"
         results: dict[str, Any] = {}
         failures: list[str] = []
