@@ -90,7 +90,38 @@ def write_history(out: Path, history: dict[str, list[float]]) -> None:
 
 
 # --------------------------------------------------------------------------- train
+def _without_workers(argv: list[str]) -> list[str]:
+    """``argv`` less its ``--workers N`` (the ranks must not launch ranks again)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            out.append(arg)
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    """Train; under an MPI launcher, as one rank of a data-parallel run (rank 0 reports
+    and writes); with ``--workers N``, launch ``mpiexec -n N`` on this machine."""
+    from cnnlab.distributed import launch, launched_by_mpi, world
+
+    if not launched_by_mpi():
+        if args.workers > 1:
+            return launch(args.workers, _without_workers(args.argv))
+        return _train(args, None)
+    group = world(deterministic=args.deterministic)
+    if group is None:
+        return _train(args, None)
+    if group.rank != 0:
+        args.quiet, args.no_figures = True, True
+    with group.abort_on_error():
+        return _train(args, group)
+
+
+def _train(args: argparse.Namespace, group: Any) -> int:
     import cnnlab
     from cnnlab.backend import get_device
     from cnnlab.fileio import atomic_write_text
@@ -98,12 +129,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cnnlab.zoo import get_model
 
     device = get_device(args.device)  # before any data is read: a missing GPU fails at once
+    root = group is None or group.rank == 0  # rank 0 alone prints and writes
     if args.resume:
         out = Path(args.resume)
-        cfg = read_training_config(out)
-        if last_checkpoint(out) is None:
-            raise InvalidArgumentError(f"{out}: no checkpoint to resume from")
-        print(f"Resuming the run in {out}", flush=True)
+        cfg = None
+        if root:
+            cfg = read_training_config(out)
+            if last_checkpoint(out) is None:
+                raise InvalidArgumentError(f"{out}: no checkpoint to resume from")
+            print(f"Resuming the run in {out}", flush=True)
+        if group is not None:  # the run folder need only be on rank 0's machine
+            cfg = group.comm.bcast(cfg, root=0)
     else:
         out = Path(args.out)
         cfg = {
@@ -124,13 +160,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             "checkpoint_every": args.checkpoint_every,
             "validation": not args.no_validation,
             "early_stopping": args.early_stopping,
+            "deterministic": args.deterministic,
         }
-        if last_checkpoint(out) is not None and not args.overwrite:
+        if root and last_checkpoint(out) is not None and not args.overwrite:
             raise InvalidArgumentError(
                 f"{out} already holds a run: resume it with `cnnlab train --resume {out}`, "
                 "pick another --out, or pass --overwrite"
             )
 
+    if group is not None and cfg.get("deterministic"):  # a resumed run keeps its summation
+        group.deterministic = True
     splits = _load_splits(cfg, args.quiet)
     train, test = splits.train, splits.test
     validation = None
@@ -155,7 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     model.to(device)
     model.class_names = list(splits.class_names)
     model.preprocessing = splits.preprocessing
-    if not args.resume:  # the data loaded and the model fits it: the run folder starts
+    if not args.resume and root:  # the data loaded and the model fits it: the run folder starts
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "training_config.json", json.dumps(cfg, indent=2) + "\n")
     optimizer = dict(cfg["optimizer"])
@@ -181,6 +220,11 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"{cfg['epochs']} epochs of batch {cfg['batch_size']}; "
               f"optimizer {optimizer['name']} ({rate}); "
               f"seed {cfg['seed']}; output {out}", flush=True)
+        if group is not None:
+            print(f"Data-parallel on {group.size} MPI ranks: each computes a shard of every "
+                  f"batch of {cfg['batch_size']}"
+                  f"{'; gradients summed in rank order' if group.deterministic else ''}",
+                  flush=True)
     t0 = time.perf_counter()
     history = model.fit(
         train.x, train.y,
@@ -189,14 +233,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         verbose=0 if args.quiet else 1,
         checkpoint_dir=out, checkpoint_every=cfg["checkpoint_every"],
         resume=bool(args.resume), augment=augment, callbacks=callbacks,
+        **({} if group is None else {"reduce_gradients": group}),
     )
     wall = time.perf_counter() - t0
     assert model.optimizer is not None
     training_config = {**cfg, "optimizer": model.optimizer.get_config(),
                        "train_seconds_this_session": wall}
     if test is not None:
-        loss, acc = model.evaluate(test.x, test.y)
+        loss, acc = (model.evaluate(test.x, test.y) if group is None
+                     else group.evaluate(model, test.x, test.y))
         training_config.update(test_loss=loss, test_accuracy=acc)
+    if not root:
+        return 0
     model.save(out / "model.safetensors", training_config=training_config)
     write_history(out, history.history)
     if test is not None:
@@ -413,6 +461,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the per-epoch test-set evaluation")
     p.add_argument("--no-figures", action="store_true", help="skip curves and confusion matrix")
     p.add_argument("--quiet", "-q", action="store_true", help="no table and no progress bars")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                   help="train on N MPI ranks of this machine (runs mpiexec -n N cnnlab train "
+                   "...; --batch-size stays the global batch); for several machines run "
+                   "mpiexec yourself (pip install 'cnnlab[mpi]')")
+    p.add_argument("--deterministic", action="store_true",
+                   help="with MPI: sum the ranks' gradients in rank order, so a run is bit "
+                   "for bit the same every time (an all-gather instead of an all-reduce)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="test loss and accuracy of a model file")
@@ -484,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --workers` relaunches
     try:
         return int(args.func(args) or 0)
     except TrainingInterrupted as e:

@@ -24,8 +24,11 @@ from cnnlab.training.keras_callbacks import (
     ReduceLROnPlateau,
 )
 from cnnlab.training.loop import (
+    DataParallel,
     GradientReducer,
     TrainingInterrupted,
+    apply_gradients,
+    compute_gradients,
     fit,
     local_gradients,
     regularization_loss,
@@ -38,6 +41,7 @@ __all__ = [
     "CSVLogger",
     "Callback",
     "CallbackList",
+    "DataParallel",
     "EarlyStopping",
     "GradientReducer",
     "History",
@@ -47,6 +51,8 @@ __all__ = [
     "ReduceLROnPlateau",
     "TrainState",
     "TrainingInterrupted",
+    "apply_gradients",
+    "compute_gradients",
     "fit",
     "last_checkpoint",
     "load_checkpoint",

@@ -76,16 +76,12 @@ def add_regularization_gradients(layers: Sequence[Any]) -> None:
         layer.grads[i] += reg.gradient(layer.trainable_weights[i])
 
 
-def train_step(model: Any, x: Any, y: Any, step: int = 0,
-               reduce_gradients: GradientReducer = local_gradients) -> tuple[float, int]:
-    """One step on a prepared batch: returns ``(mean loss, number of correct predictions)``.
+def compute_gradients(model: Any, x: Any, y: Any, step: int = 0) -> tuple[float, int]:
+    """Forward, loss and backward on a prepared batch: fills every ``layer.grads`` and
+    returns ``(mean loss, number of correct predictions)``; changes no weight.
 
     The loss is the head's cross-entropy plus the weight penalties
-    (:func:`regularization_loss`, as Keras adds ``model.losses``); the
-    penalties' gradients are added to the kernels' gradients here, once, after
-    ``reduce_gradients`` (they are the same on every process and do not
-    depend on the batch, so they are not reduced). The caller holds
-    :func:`cnnlab.ops.parallel.batch_scope` for the batch.
+    (:func:`regularization_loss`, as Keras adds ``model.losses``).
     """
     device = getattr(model, "device", "cpu")
     if device != "cpu":  # the batch goes to the model's device (the metrics come back)
@@ -103,9 +99,14 @@ def train_step(model: Any, x: Any, y: Any, step: int = 0,
     correct = int((out.argmax(axis=1) == labels).sum())
     for layer in reversed(layers):
         grad = layer.backward(grad)
+    return loss, correct
+
+
+def apply_gradients(model: Any, step: int = 0) -> None:
+    """The update from the (already reduced) ``layer.grads``: add the weight penalties'
+    gradients, check every gradient is finite, and take one optimizer step."""
     params = [w for layer in model.layers for w in layer.trainable_weights]
     grads = [g for layer in model.layers for g in layer.grads]
-    reduce_gradients(grads)
     add_regularization_gradients(model.layers)
     owners = [layer for layer in model.layers for _ in layer.grads]
     # each gradient's sum is checked; on a GPU in one host synchronisation for all
@@ -116,7 +117,66 @@ def train_step(model: Any, x: Any, y: Any, step: int = 0,
             f"step {step}: a non-finite gradient in layer '{layer.name}' ({layer.kind})"
         )
     model.optimizer.step(params, grads)
+
+
+def train_step(model: Any, x: Any, y: Any, step: int = 0,
+               reduce_gradients: GradientReducer = local_gradients) -> tuple[float, int]:
+    """One step on a prepared batch: returns ``(mean loss, number of correct predictions)``.
+
+    :func:`compute_gradients`, then ``reduce_gradients`` on the list of
+    gradients, then :func:`apply_gradients`. The penalties' gradients are
+    added after ``reduce_gradients`` (they are the same on every process and
+    do not depend on the batch, so they are not reduced). The caller holds
+    :func:`cnnlab.ops.parallel.batch_scope` for the batch.
+    """
+    loss, correct = compute_gradients(model, x, y, step)
+    reduce_gradients([g for layer in model.layers for g in layer.grads])
+    apply_gradients(model, step)
     return loss, correct
+
+
+class DataParallel:
+    """What :func:`fit` asks of a data-parallel process group, when one is passed as
+    ``reduce_gradients`` (:class:`cnnlab.distributed.MPIGroup` is the one cnnlab has).
+
+    Every process runs the same :func:`fit` over the same global batches; the
+    group decides which shard of each batch this process computes, combines
+    the gradients (and the metrics) of all processes, and keeps the processes
+    in step around checkpoints. ``rank`` 0 alone shows progress and writes
+    checkpoints. A plain function passed as ``reduce_gradients`` is not a
+    group: it is only called on the gradients of every step.
+    """
+
+    rank: int = 0
+    size: int = 1
+
+    def __call__(self, grads: list[Any]) -> None:
+        """Combine ``grads`` in place across processes (a :data:`GradientReducer`)."""
+        raise NotImplementedError
+
+    def start(self, model: Any, state: TrainState) -> TrainState:
+        """Make every process start from rank 0's weights, optimizer, generator and
+        ``state`` (rank 0 read the checkpoint, if resuming); return the state."""
+        raise NotImplementedError
+
+    def train_step(self, model: Any, x: Any, y: Any, step: int, stop: bool
+                   ) -> tuple[float, int, bool]:
+        """One step on the global batch ``(x, y)``: this process computes its shard;
+        returns the global batch's ``(mean loss, correct predictions)`` and whether
+        any process asked to stop (``stop``: Ctrl-C seen here)."""
+        raise NotImplementedError
+
+    def evaluate(self, model: Any, x: Any, y: Any) -> tuple[float, float]:
+        """``model.evaluate(x, y)``, each process evaluating a shard."""
+        raise NotImplementedError
+
+    def barrier(self) -> None:
+        """Wait until every process gets here."""
+        raise NotImplementedError
+
+    def check_consistent(self, model: Any, epoch: int) -> None:
+        """Raise if the processes' weights differ (checked at every epoch end)."""
+        raise NotImplementedError
 
 
 def fit(
@@ -145,19 +205,31 @@ def fit(
     if (resume or checkpoint_every) and checkpoint_dir is None:
         raise InvalidArgumentError("resume and checkpoint_every need a checkpoint_dir")
     source = _batch_source(model, x, y, batch_size, shuffle, augment)
-    validate = _validation(model, validation_data)
+    # a process group (data parallelism): rank 0 reads, shows and writes; all compute
+    group = reduce_gradients if isinstance(reduce_gradients, DataParallel) else None
+    root = group is None or group.rank == 0
+    validate = _validation(model, validation_data, group)
 
-    state = ckpt.load_checkpoint(model, checkpoint_dir) if resume else TrainState()
+    state = ckpt.load_checkpoint(model, checkpoint_dir) if resume and root else TrainState()
+    if group is not None:
+        state = group.start(model, state)
     model.stop_training = False
     cbs = list(callbacks)
-    progress = ProgressLogger(epochs, source.steps) if verbose else None
+    progress = ProgressLogger(epochs, source.steps) if verbose and root else None
     if progress is not None:
         progress.start_at(state.step)
         cbs.insert(0, progress)
     cb = CallbackList(cbs, model)
 
     def save(st: TrainState) -> Path | None:
-        return None if checkpoint_dir is None else ckpt.save_checkpoint(model, checkpoint_dir, st)
+        if group is None:
+            return (None if checkpoint_dir is None
+                    else ckpt.save_checkpoint(model, checkpoint_dir, st))
+        if checkpoint_dir is None:
+            return None
+        path = ckpt.save_checkpoint(model, checkpoint_dir, st) if root else None
+        group.barrier()  # no process runs ahead of a checkpoint being written
+        return path if root else Path(checkpoint_dir) / ckpt.CHECKPOINT_NAME
 
     cb.on_train_begin()
     try:
@@ -168,15 +240,20 @@ def fit(
                 state.epoch = epoch
                 cb.on_epoch_begin(epoch)
                 t0 = time.perf_counter() - state.elapsed
-                step = state.step
+                step, stop = state.step, False
                 for xb, yb in source.batches(epoch, state.perm, state.step):
                     global_step = (epoch * source.steps + step if source.steps is not None
                                    else model.optimizer.iterations)
                     cb.on_batch_begin(step)
                     try:
-                        with parallel.batch_scope(len(xb), getattr(model, "xp", None)):
-                            loss, correct = train_step(model, xb, yb, global_step,
-                                                       reduce_gradients)
+                        if group is not None:
+                            loss, correct, stop = group.train_step(model, xb, yb, global_step,
+                                                                   interrupted())
+                        else:
+                            with parallel.batch_scope(len(xb), getattr(model, "xp", None)):
+                                loss, correct = train_step(model, xb, yb, global_step,
+                                                           reduce_gradients)
+                            stop = interrupted()
                     except NonFiniteError as e:
                         path = ckpt.last_checkpoint(checkpoint_dir)
                         where = f"; the last good checkpoint is {path}" if path else ""
@@ -189,7 +266,7 @@ def fit(
                     cb.on_batch_end(step - 1, logs)
                     if checkpoint_every and (global_step + 1) % checkpoint_every == 0:
                         save(state)
-                    if interrupted() and step != source.steps:
+                    if stop and step != source.steps:
                         path = save(state)
                         raise TrainingInterrupted(
                             f"interrupted at epoch {epoch + 1}, step {step}", path
@@ -200,11 +277,13 @@ def fit(
                 if validate is not None:
                     logs.update(zip(("val_loss", "val_accuracy"), validate(), strict=True))
                 logs["time"] = time.perf_counter() - t0
+                if group is not None:
+                    group.check_consistent(model, epoch)
                 state.end_epoch(epoch)
                 cb.on_epoch_end(epoch, logs)  # may add to logs (ReduceLROnPlateau's rate)
                 state.history.append(epoch, logs)
                 path = save(state)
-                if interrupted():
+                if stop if group is not None else interrupted():
                     raise TrainingInterrupted(f"interrupted after epoch {epoch + 1}", path)
                 if model.stop_training:
                     break
@@ -234,20 +313,26 @@ def _batch_source(model: Any, x: Any, y: Any, batch_size: int, shuffle: bool,
     return IterableBatches(x, model.prepare_batch)
 
 
-def _validation(model: Any, data: Any) -> Callable[[], tuple[float, float]] | None:
-    """A function returning ``(val_loss, val_accuracy)``, or None without validation data."""
+def _validation(model: Any, data: Any, group: DataParallel | None = None
+                ) -> Callable[[], tuple[float, float]] | None:
+    """A function returning ``(val_loss, val_accuracy)``, or None without validation data.
+
+    In a process group, each process evaluates a shard of the data (of every
+    batch, for an iterable of batches) and the group sums the results.
+    """
     if data is None:
         return None
+    evaluate = model.evaluate if group is None else lambda xs, ys: group.evaluate(model, xs, ys)
     if isinstance(data, tuple) and len(data) == 2:
         x_val = model.check_inputs(data[0], "validation x")
         y_val = model.check_labels(data[1], len(x_val), "validation x")
-        return lambda: model.evaluate(x_val, y_val)
+        return lambda: evaluate(x_val, y_val)
     batches = IterableBatches(data, model.prepare_batch)
 
     def evaluate_batches() -> tuple[float, float]:
         loss_sum, correct_sum, seen = 0.0, 0.0, 0
         for xb, yb in batches.batches(0, None, 0):
-            loss, acc = model.evaluate(xb, yb)
+            loss, acc = evaluate(xb, yb)
             loss_sum += loss * len(xb)
             correct_sum += acc * len(xb)
             seen += len(xb)

@@ -1,0 +1,315 @@
+"""Data-parallel training on MPI ranks (mpiexec from the mpich wheel, mpi4py).
+
+The oracle is one process: N ranks with global batch B must train the model
+one process trains with batch B (1e-10 in float64, 1e-5 in float32), dropout
+included. Each test starts ``mpiexec`` in its own session with a timeout and
+kills the whole group on the way out, so no rank outlives a failing test.
+
+This file is also the ranks' program: ``python tests/test_distributed.py
+worker OUT.npz [options]`` trains a tiny model (under mpiexec, as one rank).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve()
+ROOT = HERE.parents[1]
+PYTHON = sys.executable
+MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
+if not os.access(MPIEXEC, os.X_OK):
+    MPIEXEC = shutil.which("mpiexec") or ""
+
+pytestmark = [
+    pytest.mark.mpi,
+    pytest.mark.skipif(not MPIEXEC, reason="no mpiexec (pip install 'cnnlab[mpi]')"),
+]
+
+
+# ------------------------------------------------------------------ the ranks' program
+def make_model(dtype: str, dropout: float, seed: int = 0):
+    from cnnlab import Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D, Sequential
+
+    layers = [Conv2D(4, 3, activation="relu", dtype=dtype), MaxPooling2D(2, dtype=dtype),
+              Flatten(dtype=dtype), Dense(16, activation="relu", dtype=dtype)]
+    if dropout:
+        layers.append(Dropout(dropout, dtype=dtype))
+    layers += [Dense(3, dtype=dtype), Activation("softmax", dtype=dtype)]
+    return Sequential(layers, input_shape=(8, 8, 1), seed=seed)
+
+
+def make_data(n: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(123)
+    x = rng.normal(size=(n, 8, 8, 1)).astype(dtype)
+    y = (x[:, :4].sum(axis=(1, 2, 3)) > 0).astype(np.int64) + (x[:, 4:, :4].mean(
+        axis=(1, 2, 3)) > 0.2)
+    return x, y
+
+
+def train(opts: argparse.Namespace, group) -> tuple[dict[str, np.ndarray], dict]:
+    model = make_model(opts.dtype, opts.dropout)
+    model.compile(optimizer={"name": "adam", "learning_rate": 0.01},
+                  loss="categorical_crossentropy")
+    x, y = make_data(opts.n, opts.dtype)
+    kwargs = {} if group is None else {"reduce_gradients": group}
+    history = model.fit(x, y, epochs=opts.epochs, batch_size=opts.batch, verbose=0,
+                        validation_data=(x[:13], y[:13]), checkpoint_dir=opts.ckpt,
+                        checkpoint_every=1 if opts.ckpt else None,
+                        resume=opts.resume, callbacks=_slow(opts.sleep), **kwargs)
+    weights = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+    return weights, history.history
+
+
+def _slow(seconds: float) -> list:
+    """A callback sleeping after every step (so a test can kill a rank mid-epoch)."""
+    from cnnlab import Callback
+
+    class Sleep(Callback):
+        def on_batch_end(self, batch, logs=None):
+            time.sleep(seconds)
+
+    return [Sleep()] if seconds else []
+
+
+def worker_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("out")
+    p.add_argument("--dtype", default="float64")
+    p.add_argument("--n", type=int, default=37)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--dropout", type=float, default=0.3)
+    p.add_argument("--deterministic", action="store_true")
+    p.add_argument("--ckpt", default=None)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--sleep", type=float, default=0.0)
+    p.add_argument("--fail-rank", type=int, default=None)
+    p.add_argument("--pid-dir", default=None)
+    opts = p.parse_args(argv)
+    from cnnlab.distributed import world
+
+    group = world(deterministic=opts.deterministic)
+    assert group is not None, "run me under mpiexec with at least 2 ranks"
+    if opts.pid_dir:
+        (Path(opts.pid_dir) / f"rank{group.rank}.pid").write_text(str(os.getpid()))
+    with group.abort_on_error():
+        if opts.fail_rank == group.rank:
+            from cnnlab.errors import InvalidArgumentError
+
+            raise InvalidArgumentError("a planted failure")
+        weights, history = train(opts, group)
+        if group.rank == 0:
+            np.savez(opts.out, size=group.size, **weights,
+                     **{f"h_{k}": np.array(v) for k, v in history.items()})
+    return 0
+
+
+# ------------------------------------------------------------------ helpers
+def mpi_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"))
+    env.update(extra or {})
+    return env
+
+
+def run(cmd: list[str], timeout: float, env: dict[str, str] | None = None,
+        kill_rank_after: float | None = None) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in its own session; on timeout (or any error) kill the whole session."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env or mpi_env(), start_new_session=True, cwd=ROOT)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"{cmd[:6]}... still running after {timeout} s\n{out}\n{err}")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        _kill_leftovers(proc.pid)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def _kill_leftovers(session: int) -> None:
+    """SIGKILL any process still in the session ``session`` (a rank the launcher left)."""
+    try:
+        os.killpg(session, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def worker(n_ranks: int, out: Path, *args: str) -> list[str]:
+    return [MPIEXEC, "-n", str(n_ranks), PYTHON, str(HERE), "worker", str(out), *args]
+
+
+def local(**overrides: object) -> tuple[dict[str, np.ndarray], dict]:
+    """The oracle: the same training in this process, no MPI (``overrides``: worker options)."""
+    opts = argparse.Namespace(dtype="float64", n=37, batch=8, epochs=2, dropout=0.3,
+                              ckpt=None, resume=False, sleep=0.0)
+    vars(opts).update(overrides)
+    return train(opts, None)
+
+
+def load(out: Path) -> dict[str, np.ndarray]:
+    with np.load(out) as f:
+        return {k: f[k] for k in f.files}
+
+
+def max_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> float:
+    keys = [k for k in a if k.startswith("w")]
+    assert keys and all(a[k].shape == b[k].shape for k in keys)
+    return max(float(np.max(np.abs(a[k].astype(np.float64) - b[k]))) for k in keys)
+
+
+# ------------------------------------------------------------------ tests
+def test_import_does_not_start_mpi() -> None:
+    code = ("import sys, cnnlab, cnnlab.distributed as d; "
+            "assert d.world() is None; assert 'mpi4py' not in sys.modules; print('ok')")
+    env = {k: v for k, v in mpi_env().items() if k not in ("PMI_RANK", "PMI_SIZE", "PMIX_RANK")}
+    r = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize(("ranks", "dtype", "tol"), [(2, "float64", 1e-10),
+                                                     (3, "float64", 1e-10),
+                                                     (3, "float32", 1e-5)])
+def test_ranks_equal_one_process(tmp_path: Path, ranks: int, dtype: str, tol: float) -> None:
+    # 37 examples, batch 8: 5 steps per epoch, the last of 5 examples (3 ranks: 2, 2, 1),
+    # and batch 8 over 3 ranks is 3, 3, 2; dropout 0.3 after the hidden Dense layer.
+    out = tmp_path / "w.npz"
+    r = run(worker(ranks, out, "--dtype", dtype), timeout=90)
+    assert r.returncode == 0, r.stderr
+    got = load(out)
+    assert int(got["size"]) == ranks
+    ref, hist = local(dtype=dtype)
+    before = {f"w{i}": w for i, w in enumerate(make_model(dtype, 0.3).get_weights())}
+    assert max_diff(ref, before) > 1e-2  # training moved the weights
+    assert max_diff(got, ref) < tol
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(got[f"h_{key}"], hist[key], rtol=tol * 10, atol=tol)
+
+
+def test_empty_shards(tmp_path: Path) -> None:
+    # batch 2 on 3 ranks: one rank has no example in every step, and 7 examples leave
+    # a last batch of 1 (two empty shards)
+    out = tmp_path / "w.npz"
+    r = run(worker(3, out, "--n", "7", "--batch", "2"), timeout=90)
+    assert r.returncode == 0, r.stderr
+    ref, _ = local(n=7, batch=2)
+    assert max_diff(load(out), ref) < 1e-10
+
+
+def test_deterministic_is_bit_for_bit(tmp_path: Path) -> None:
+    outs = [tmp_path / f"w{i}.npz" for i in range(2)]
+    for out in outs:
+        r = run(worker(3, out, "--dtype", "float32", "--deterministic"), timeout=90)
+        assert r.returncode == 0, r.stderr
+    a, b = load(outs[0]), load(outs[1])
+    for k in a:
+        if k != "h_time":  # seconds
+            assert np.array_equal(a[k], b[k]), k
+
+
+def test_exception_on_one_rank_stops_all(tmp_path: Path) -> None:
+    t0 = time.monotonic()
+    r = run(worker(3, tmp_path / "w.npz", "--fail-rank", "1", "--sleep", "0.2"), timeout=60)
+    assert r.returncode != 0
+    assert "rank 1 of 3: a planted failure" in r.stderr
+    assert time.monotonic() - t0 < 60
+
+
+def _wait_for(path: Path, timeout: float) -> None:
+    t0 = time.monotonic()
+    while not path.is_file():
+        if time.monotonic() - t0 > timeout:
+            pytest.fail(f"{path} never appeared")
+        time.sleep(0.01)
+
+
+def test_kill_one_rank_then_resume_on_other_count(tmp_path: Path) -> None:
+    """SIGKILL a rank mid-epoch: the job ends in < 30 s with an error; the checkpoint
+    (written every step by rank 0) resumes on 3 ranks and ends where one process ends."""
+    ckpt = tmp_path / "ckpt"
+    out = tmp_path / "w.npz"
+    cmd = worker(2, out, "--ckpt", str(ckpt), "--sleep", "0.3", "--pid-dir", str(tmp_path))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=mpi_env(), start_new_session=True, cwd=ROOT)
+    try:
+        _wait_for(ckpt / "checkpoint.safetensors", 60)
+        time.sleep(0.5)
+        victim = int((tmp_path / "rank1.pid").read_text())
+        os.kill(victim, signal.SIGKILL)
+        t0 = time.monotonic()
+        stdout, err = proc.communicate(timeout=30)
+        assert time.monotonic() - t0 < 30
+        assert proc.returncode != 0
+        assert not out.exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        _kill_leftovers(proc.pid)
+    assert f"PID {victim} RUNNING AT" in stdout, (stdout, err)  # hydra names the process
+    r = run(worker(3, out, "--ckpt", str(ckpt), "--resume"), timeout=90)
+    assert r.returncode == 0, r.stderr
+    ref, _ = local()
+    assert max_diff(load(out), ref) < 1e-10
+
+
+def test_cli_workers_end_to_end(tmp_path: Path) -> None:
+    """`cnnlab train --workers 2`; a rank killed mid-epoch is named and the job ends in
+    < 30 s; `--resume --workers 3` finishes the run; rank 0 alone prints and writes."""
+    out = tmp_path / "run"
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    cmd = [PYTHON, "-m", "cnnlab", "train", "--workers", "2", "--train-limit", "320",
+           "--test-limit", "100", "--epochs", "1", "--batch-size", "16", "--model",
+           "lenet5", "--out", str(out), "--no-figures", "--seed", "1", "--checkpoint-every",
+           "1", "--quiet"]
+    env = mpi_env({"CNNLAB_MPI_PID_DIR": str(pids)})
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True, cwd=ROOT)
+    try:
+        _wait_for(out / "checkpoint.safetensors", 60)
+        victim = next(int(f.stem) for f in pids.glob("*.rank") if f.read_text() == "1")
+        os.kill(victim, signal.SIGSTOP)  # from here the run cannot finish: rank 0 waits
+        assert not (out / "model.safetensors").exists()
+        time.sleep(0.2)
+        os.kill(victim, signal.SIGKILL)
+        t0 = time.monotonic()
+        stdout, err = proc.communicate(timeout=30)
+        assert time.monotonic() - t0 < 30
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        _kill_leftovers(proc.pid)
+    assert proc.returncode != 0
+    assert f"rank 1 of 2 (pid {victim}" in err, (stdout, err)
+    assert not (out / "model.safetensors").exists()
+    r = run([PYTHON, "-m", "cnnlab", "train", "--workers", "3", "--resume", str(out),
+             "--no-figures"], timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (out / "model.safetensors").is_file()
+    assert r.stdout.count("Test accuracy:") == 1  # rank 0 alone reports
+    assert "Data-parallel on 3 MPI ranks" in r.stdout
+    with open(out / "history.json") as f:
+        assert len(json.load(f)["loss"]) == 1
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        sys.exit(worker_main(sys.argv[2:]))
+    sys.exit(pytest.main([__file__, "-q"]))
