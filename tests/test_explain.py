@@ -5,8 +5,12 @@ model, and the demo's explorer routes."""
 
 from __future__ import annotations
 
+import base64
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 
 import cnnlab
 from cnnlab import explain
@@ -353,3 +357,132 @@ def test_equivariance_is_exact_for_convolutions_and_only_for_multiples_after_poo
     want = shipped.predict(conclusion.shift_image(
         x_raw[3][None, :, :, None].astype(np.float32) / 255, 1, -1))[0]
     assert sp["probability"][2, 0] == pytest.approx(want[0], rel=1e-5, abs=1e-7)
+
+
+# --------------------------------------------------------------------------- explorer routes
+@pytest.fixture(scope="module")
+def client():
+    pytest.importorskip("fastapi")
+    pytest.importorskip("httpx")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*httpx2")
+        from fastapi.testclient import TestClient
+    from cnnlab.serve.app import create_app, small_model
+
+    model = small_model(n_train=2000, epochs=1, seed=0)
+    return TestClient(create_app(model, source="test")), model
+
+
+@pytest.mark.filterwarnings("ignore:.*httpx2")
+def test_explorer_confusion_and_cells_agree_with_the_model(client, mnist_test):
+    c, model = client
+    x_raw, y = mnist_test
+    r = c.get("/api/explorer/confusion")
+    assert r.status_code == 200
+    m = r.json()
+    probs = model.predict(x_raw)
+    pred = probs.argmax(axis=1)
+    want = np.zeros((10, 10), np.int64)
+    np.add.at(want, (y.astype(np.int64), pred), 1)
+    assert m["matrix"] == want.tolist()
+    assert m["total"] == 10000 and m["correct"] == int(np.trace(want))
+    assert m["classes"] == [str(i) for i in range(10)]
+    # a confused cell with more images than one page: the count, the labels, the order
+    off = want - np.diag(np.diag(want))
+    t, p = (int(v) for v in np.unravel_index(off.argmax(), off.shape))
+    n = int(want[t, p])
+    assert n > 3
+    first = c.get("/api/explorer/cell", params={"true": t, "predicted": p, "limit": 3}).json()
+    rest = c.get("/api/explorer/cell", params={"true": t, "predicted": p, "offset": 3,
+                                                "limit": 200}).json()
+    items = first["items"] + rest["items"]
+    assert first["count"] == rest["count"] == n == len(items)
+    idx = np.array([it["index"] for it in items])
+    assert (y[idx] == t).all() and (pred[idx] == p).all()
+    assert [it["label"] for it in items] == [t] * n and [it["predicted"] for it in items] == [p] * n
+    conf = probs[idx, p]
+    assert (np.diff(conf) <= 1e-7).all()
+    np.testing.assert_allclose([it["confidence"] for it in items], conf, atol=1e-6)
+    assert sorted(idx.tolist()) == sorted(np.flatnonzero((y == t) & (pred == p)).tolist())
+    # the thumbnail is the test image
+    png = base64.b64decode(items[0]["image"].split(",", 1)[1])
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), x_raw[idx[0]])
+    for bad in ({"true": 10, "predicted": 0}, {"true": 0, "predicted": -1},
+                {"true": 0, "predicted": 0, "limit": 0}, {"true": "a", "predicted": 0}):
+        r = c.get("/api/explorer/cell", params=bad)
+        assert r.status_code == 422 and r.json()["detail"]
+
+
+@pytest.mark.filterwarnings("ignore:.*httpx2")
+def test_explorer_attributions_match_the_python_api(client, mnist_test):
+    c, model = client
+    x_raw, y = mnist_test
+    r = c.post("/api/explorer/attributions", json={"index": 8, "label": 5, "randomize": True})
+    assert r.status_code == 200, r.text
+    a = r.json()
+    assert a["label"] == 5 and a["index"] == 8 and [m["method"] for m in a["maps"]] == [
+        "saliency", "grad_cam", "occlusion"]
+    x = x_raw[8].astype(np.float32) / 255
+    np.testing.assert_allclose(a["probabilities"], model.predict(x[None, :, :, None])[0],
+                               rtol=1e-5, atol=1e-7)
+    sal = explain.saliency(model, x, 5).map
+    maps = {m["method"]: m for m in a["maps"]}
+    assert maps["saliency"]["max"] == pytest.approx(float(sal.max()), rel=1e-5)
+    occ = explain.occlusion(model, x, 5, patch=4, stride=2).map
+    assert maps["occlusion"]["min"] == pytest.approx(float(occ.min()), rel=1e-4, abs=1e-7)
+    rand = explain.randomized_model(model, seed=0)
+    rho = explain.spearman(sal, explain.saliency(rand, x, 5).map)
+    assert maps["saliency"]["randomized"]["spearman"] == pytest.approx(rho, abs=1e-5)
+    # the same image as the model's input PNG, one method, the predicted class
+    r2 = c.post("/api/explorer/attributions", json={"input_image": a["image"],
+                                                     "methods": ["saliency"]})
+    assert r2.status_code == 200, r2.text
+    b = r2.json()
+    assert b["index"] is None
+    assert b["label"] == b["prediction"] == int(np.argmax(a["probabilities"]))
+    assert len(b["maps"]) == 1 and b["maps"][0]["randomized"] is None
+    for body, status in [({}, 422), ({"index": 1, "input_image": a["image"]}, 422),
+                         ({"index": 10000}, 422), ({"index": 1, "label": 10}, 422),
+                         ({"index": 1, "methods": ["lime"]}, 422),
+                         ({"input_image": "data:image/png;base64,@@"}, 400),
+                         ({"input_image": "aGVsbG8="}, 400)]:
+        r = c.post("/api/explorer/attributions", json=body)
+        assert r.status_code == status, (body, r.text)
+        assert r.json()["detail"]
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((30, 28), np.uint8)).save(buf, format="PNG")
+    r = c.post("/api/explorer/attributions",
+               json={"input_image": base64.b64encode(buf.getvalue()).decode()})
+    assert r.status_code == 422 and "28x28" in r.json()["detail"]
+
+
+@pytest.mark.filterwarnings("ignore:.*httpx2")
+def test_explorer_has_no_test_images_for_other_models():
+    pytest.importorskip("fastapi")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*httpx2")
+        from fastapi.testclient import TestClient
+    from cnnlab.serve.app import create_app
+
+    model = cnnlab.Sequential([cnnlab.Conv2D(2, 3, activation="relu"), cnnlab.Flatten(),
+                               cnnlab.Dense(3), cnnlab.Activation("softmax")],
+                              input_shape=(8, 8, 3), seed=0)
+    c = TestClient(create_app(model))
+    assert c.get("/api/explorer/confusion").status_code == 404
+    assert c.get("/api/explorer/cell", params={"true": 0, "predicted": 0}).status_code == 404
+    assert c.post("/api/explorer/attributions", json={"index": 0}).status_code == 404
+    buf = io.BytesIO()
+    Image.fromarray(np.full((8, 8, 3), 200, np.uint8)).save(buf, format="PNG")
+    r = c.post("/api/explorer/attributions", json={
+        "input_image": "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(),
+        "randomize": True})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["maps"]) == 3 and r.json()["classes"] == ["0", "1", "2"]
+    schema = c.get("/openapi.json").json()["paths"]
+    for path in ("/api/explorer/confusion", "/api/explorer/cell"):
+        assert "404" in schema[path]["get"]["responses"]
+    assert {"400", "404", "422"} <= set(schema["/api/explorer/attributions"]["post"]["responses"])

@@ -841,5 +841,8 @@ def create_app(model: Any, source: str | None = None, *, cors_origins: Sequence[
 
     add_explain_routes(app, model, spec, lock, errors_doc, request_base=PredictRequest,
                        prepare=prepared_input)
+    from cnnlab.serve.explorer_routes import add_explorer_routes  # issue 20: error explorer
+
+    add_explorer_routes(app, model, spec, lock, errors_doc, test_images, names)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

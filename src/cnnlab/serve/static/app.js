@@ -162,13 +162,15 @@
     if (timer !== null) { clearTimeout(timer); timer = null; }
   }
 
-  async function randomDigit() {
+  // index: a test-set number (the error explorer loads an image by it); otherwise random
+  async function randomDigit(index) {
     cancelDrawing();
     const gen = generation;
     demo.busy = true;
     setStatus("Fetching a test image…");
     try {
-      const res = await fetch("/api/random-test-image");
+      const query = Number.isInteger(index) ? `?index=${index}` : "";
+      const res = await fetch(`/api/random-test-image${query}`);
       const body = await res.json();
       if (gen !== generation) return;
       if (!res.ok) { showError(`Error: ${body.detail || res.status}`); return; }
@@ -510,7 +512,8 @@
     resetDisplay();
     setStatus(idleText);
   });
-  randomButton.addEventListener("click", randomDigit);
+  randomButton.addEventListener("click", () => randomDigit());
+  demo.loadTestImage = randomDigit;  // explorer.js: show test image N in the page
 
   function describe(m) {
     const [h, w, c] = m.input_shape.length === 3 ? m.input_shape : [...m.input_shape, 1];
