@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import queue
+import time
 import warnings
 
 import numpy as np
@@ -27,7 +29,7 @@ from cnnlab.explain.pixel import explain_pixel  # noqa: E402
 from cnnlab.pretrained import load_pretrained  # noqa: E402
 from cnnlab.serve.app import create_app  # noqa: E402
 from cnnlab.serve.explain_routes import MAX_SESSIONS  # noqa: E402
-from cnnlab.serve.live_training import Recipe, build  # noqa: E402
+from cnnlab.serve.live_training import LiveRuns, Recipe, build  # noqa: E402
 from cnnlab.training.callbacks import Callback  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*httpx2")
@@ -356,3 +358,38 @@ def test_the_live_stream_equals_fit_exactly(client):
     np.testing.assert_allclose(np.array(snaps[-1]["filters"]),
                                np.moveaxis(model.layers[0].kernel[:, :, 0, :], -1, 0),
                                atol=1e-5)
+
+
+def drain(run, until, timeout=30.0):
+    """Events of ``run`` until one satisfies ``until`` (or the timeout)."""
+    out, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            ev = run.events.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        out.append(ev)
+        if until(ev):
+            break
+    return out
+
+
+def test_a_live_run_pauses_steps_once_per_click_and_stops():
+    runs = LiveRuns(max_runs=2)
+    run = runs.start("a", Recipe(n=64, batch=16, seed=1), paused=True)
+    assert drain(run, lambda e: e["type"] == "start")[-1]["state"] == "paused"
+    run.single_step()
+    run.single_step()
+    events = drain(run, lambda e: e["type"] == "step" and e["step"] == 2)
+    assert [e["step"] for e in events if e["type"] == "step"] == [1, 2]
+    assert drain(run, lambda e: e["type"] == "step", timeout=1.0) == []  # held: paused
+    second = runs.start("b", Recipe(n=64, batch=16), paused=True)
+    third = runs.start("c", Recipe(n=64, batch=16), paused=True)  # over the bound: 'a' goes
+    end = drain(run, lambda e: e["type"] == "end")[-1]
+    assert (end["reason"], end["step"]) == ("evicted", 2) and runs.get("a") is None
+    runs.start("b", Recipe(n=64, batch=16), paused=True)  # the same tab again: replaced
+    assert drain(second, lambda e: e["type"] == "end")[-1]["reason"] == "replaced"
+    runs.finish("c", third)
+    assert drain(third, lambda e: e["type"] == "end")[-1]["reason"] == "cancelled"
+    runs.finish("b", runs.get("b"))
+    assert len(runs) == 0
