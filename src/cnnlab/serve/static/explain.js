@@ -148,6 +148,32 @@
     }
   }
 
+  // The layer's input (the model's input, or the previous layer's map ci as the page shows
+  // it), its padding drawn around it, and the window outlined.
+  function inputView(e, ci) {
+    const layers = state.model ? state.model.layers : [];
+    const k = layers.findIndex((l) => l.name === e.layer);
+    let src = null;
+    if (k === 0) src = document.getElementById("input");
+    else if (k > 0) {
+      const tiles = document.querySelectorAll(`.layer[data-layer="${layers[k - 1].name}"] .tiles canvas`);
+      src = tiles[ci] || null;
+    }
+    if (!src) return null;
+    const [H, W] = e.input_shape, [[t, b], [l, r]] = e.pads;
+    const Hp = H + t + b, Wp = W + l + r, z = Math.max(2, Math.floor(160 / Math.max(Hp, Wp)));
+    const cv = el("canvas", { class: "xp-input", id: "xp-input-view" });
+    cv.width = Wp * z; cv.height = Hp * z;
+    const c = cv.getContext("2d");
+    c.fillStyle = "#d9dde5"; c.fillRect(0, 0, cv.width, cv.height);
+    c.imageSmoothingEnabled = false;
+    c.drawImage(src, l * z, t * z, W * z, H * z);
+    c.strokeStyle = "#ff3b30"; c.lineWidth = 2;
+    c.strokeRect((e.cols[0] + l) * z + 1, (e.rows[0] + t) * z + 1, e.kernel_size[1] * z - 2, e.kernel_size[0] * z - 2);
+    return figure(k === 0 ? "the model's input (grey: padding), the window in red"
+      : `${layers[k - 1].name} map ${ci}, this layer's input (grey: padding), the window in red`, cv);
+  }
+
   const numSpan = (id, v) => { const s = el("span", { id, class: "xp-num", text: fmt(v, 7) }); s.dataset.value = String(v); return s; };
 
   function renderPixel(e) {
@@ -169,6 +195,7 @@
       const draw = () => {
         const ci = Number(sel.value);
         tables.replaceChildren(
+          inputView(e, ci) || "",
           figure("window X (hatched: padding, reads 0)", grid(kh, kw, (a, b) => ({
             v: e.window[a][b][ci], cls: padCell(a, b) ? "pad" : "",
             title: padCell(a, b) ? `padding: input row ${e.rows[a]}, column ${e.cols[b]} is outside the map` : `input row ${e.rows[a]}, column ${e.cols[b]}` }))),
@@ -191,12 +218,12 @@
     } else {
       const win = (a, b) => e.window[a][b][0];
       const am = e.argmax;
-      parts.push(el("div", { class: "xp-row" }, figure(`window of map ${e.channel} on the input (hatched: padding, never counted)`,
+      parts.push(el("div", { class: "xp-row" }, inputView(e, e.channel) || "", figure(`window of map ${e.channel} on the input (hatched: padding, never counted)`,
         grid(kh, kw, (a, b) => ({ v: win(a, b), cls: (padCell(a, b) ? "pad" : "") + (am && am.window[0] === a && am.window[1] === b ? " win" : "") })))));
       if (am) {
         parts.push(el("p", { class: "xp-eq" }, "max = ", numSpan("xp-value", e.reference.value),
           ` at window (${am.window.join(", ")}), input (${am.input.join(", ")})` +
-          (am.ties > 1 ? `; ${am.ties} cells tie: ${am.rule}` : `; on a tie, ${am.rule}`)));
+          (am.ties > 1 ? `; ${am.ties} cells tie` : "") + `. Tie rule: ${am.rule}.`));
       } else {
         parts.push(el("p", { class: "xp-eq" }, `mean = ${fmt(e.sum, 7)} / ${e.count} real pixels = `, numSpan("xp-value", e.reference.value)));
       }
