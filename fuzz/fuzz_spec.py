@@ -4,7 +4,8 @@
 Run: ``.venv/bin/python fuzz/fuzz_spec.py -max_total_time=5 fuzz/corpus/fuzz_spec``.
 ``cnnlab.model.MAX_WEIGHT_BYTES`` is lowered to 16 MiB (the same refusal, sooner).
 A spec that builds must run one forward pass on a zero input (inputs of at most
-65,536 values) and give finite outputs of the model's output shape.
+16,384 values, models of at most 65,536 parameters) and give finite outputs of the
+model's output shape.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ def check(data: bytes) -> None:
     spec = load_spec(PATH)
     model = model_from_json(spec)
     x = np.zeros((1, *model.input_shape), np.float32)
-    if x.size <= 1 << 16 and model.count_params() <= 1 << 20:
+    # Small models only: a forward pass must stay well under libFuzzer's timeout on a
+    # loaded machine (a big valid model is slow, not a finding).
+    if x.size <= 1 << 14 and model.count_params() <= 1 << 16:
         out = model.predict(x)
         assert out.shape == (1, *model.output_shape), f"{out.shape} vs {model.output_shape}"
         assert np.isfinite(out).all(), "a zero input gives non-finite outputs"

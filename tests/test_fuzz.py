@@ -143,6 +143,15 @@ def test_single_npy_with_a_malformed_header_is_refused_from_its_magic():
         load_npz(io.BytesIO(data))
 
 
+@pytest.mark.parametrize("case, key", [("member-not-npy-y", "y"),
+                                       ("member-not-npy-class-names", "class_names")])
+def test_npz_member_that_is_not_an_npy_array_is_a_data_format_error(case, key):
+    # Found by the campaign (fuzz_npz): a member whose bytes do not start with the .npy
+    # magic comes back from np.load as bytes; _labels then failed on bytes.ndim.
+    with pytest.raises(DataFormatError, match=f"'{key}' is not a NumPy array"):
+        load_npz(REGRESSIONS / "fuzz_npz" / f"{case}.npz")
+
+
 def test_the_regression_inputs_still_parse_the_same_way_as_valid_seeds():
     # Guard against a fix that refuses everything: a valid seed of each kind still loads.
     seed = next(p for p in (FUZZ / "corpus" / "fuzz_spec").iterdir()

@@ -73,7 +73,12 @@ def _head(path: str | os.PathLike[str] | IO[bytes], name: str) -> bytes:
 
 def _read(archive: Any, key: str, name: str) -> np.ndarray:
     try:
-        return archive[key]
+        array = archive[key]
+        if not isinstance(array, np.ndarray):  # np.load hands back a non-.npy member's bytes
+            raise DataFormatError(f"{name}: {key!r} is not a NumPy array (.npy) in the archive")
+        return array
+    except DataFormatError:
+        raise
     except ValueError as exc:
         if "pickle" in str(exc):
             raise DataFormatError(
