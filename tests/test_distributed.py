@@ -96,13 +96,20 @@ def worker_main(argv: list[str]) -> int:
     p.add_argument("--sleep", type=float, default=0.0)
     p.add_argument("--fail-rank", type=int, default=None)
     p.add_argument("--pid-dir", default=None)
+    p.add_argument("--local", action="store_true", help="one process, no MPI (the oracle)")
     opts = p.parse_args(argv)
+    if opts.local:
+        weights, history = train(opts, None)
+        np.savez(opts.out, size=1, **weights)
+        return 0
     from cnnlab.distributed import world
 
     group = world(deterministic=opts.deterministic)
     assert group is not None, "run me under mpiexec with at least 2 ranks"
     if opts.pid_dir:
         (Path(opts.pid_dir) / f"rank{group.rank}.pid").write_text(str(os.getpid()))
+        (Path(opts.pid_dir) / f"rank{group.rank}.netns").write_text(
+            os.readlink("/proc/self/ns/net"))
     with group.abort_on_error():
         if opts.fail_rank == group.rank:
             from cnnlab.errors import InvalidArgumentError
@@ -222,6 +229,29 @@ def test_deterministic_is_bit_for_bit(tmp_path: Path) -> None:
             assert np.array_equal(a[k], b[k]), k
 
 
+def test_two_ranks_against_one_process_of_two_threads(tmp_path: Path) -> None:
+    """Are 2 ranks x 1 thread bit for bit one process x 2 threads? No, and this shows it.
+
+    Both cut a batch of 32 into the same two halves (the thread split in
+    cnnlab.ops.parallel sums the halves' convolution gradients in a fixed order,
+    as --deterministic sums the ranks'), but one process scales the loss's
+    gradient by 1/32 where a rank scales by 1/16 and then 16/32, and computes a
+    Dense layer's weight gradient as one product over all 32 examples where the
+    ranks add two products of 16. So they agree to rounding (1e-10 in float64),
+    not bit for bit.
+    """
+    mpi, one = tmp_path / "mpi.npz", tmp_path / "one.npz"
+    args = ("--n", "64", "--batch", "32", "--epochs", "1")
+    r = run(worker(2, mpi, *args, "--deterministic"), timeout=90)
+    assert r.returncode == 0, r.stderr
+    env = mpi_env({"CNNLAB_WORKERS": "2", "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"})
+    r = run([PYTHON, str(HERE), "worker", str(one), *args, "--local"], timeout=90, env=env)
+    assert r.returncode == 0, r.stderr
+    a, b = load(mpi), load(one)
+    assert max_diff(a, b) < 1e-10
+    assert not all(np.array_equal(a[k], b[k]) for k in a if k.startswith("w"))
+
+
 def test_exception_on_one_rank_stops_all(tmp_path: Path) -> None:
     t0 = time.monotonic()
     r = run(worker(3, tmp_path / "w.npz", "--fail-rank", "1", "--sleep", "0.2"), timeout=60)
@@ -307,6 +337,88 @@ def test_cli_workers_end_to_end(tmp_path: Path) -> None:
     assert "Data-parallel on 3 MPI ranks" in r.stdout
     with open(out / "history.json") as f:
         assert len(json.load(f)["loss"]) == 1
+
+
+# ------------------------------------------------------------------ two "hosts"
+LAUNCHER = """#!/bin/sh
+# hydra's rsh launcher runs: <this script> <host> <command...>; a host is a namespace
+case "$1" in
+  {ip_a}) ns={ns_a} ;;
+  {ip_b}) ns={ns_b} ;;
+  *) echo "no namespace for host $1" >&2; exit 1 ;;
+esac
+shift
+exec ip netns exec "$ns" sh -c "$*"
+"""
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+def _veth_bytes(ns: str) -> int:
+    r = subprocess.run(["ip", "netns", "exec", ns, "cat", "/sys/class/net/cnl0/statistics/"
+                        "tx_bytes"], capture_output=True, text=True, check=True, timeout=30)
+    return int(r.stdout)
+
+
+@pytest.fixture
+def two_hosts(tmp_path: Path):
+    """Two network namespaces joined by a veth pair (``cnl0`` in each, 10.214.x.1 and .2),
+    with nothing else in them (no route out); removed afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("creating network namespaces needs root")
+    if shutil.which("ip") is None:
+        pytest.skip("no `ip` command (Debian: apt-get install iproute2)")
+    tag = f"{os.getpid() % 100000}"
+    ns_a, ns_b = f"cnlA{tag}", f"cnlB{tag}"
+    net = f"10.214.{os.getpid() % 250}"
+    try:
+        _ip("netns", "add", ns_a)
+    except subprocess.CalledProcessError as e:
+        pytest.skip(f"cannot create a network namespace here: {e.stderr.decode().strip()}")
+    try:
+        _ip("netns", "add", ns_b)
+        _ip("link", "add", f"cnx{tag}", "type", "veth", "peer", "name", f"cny{tag}")
+        _ip("link", "set", f"cnx{tag}", "netns", ns_a)
+        _ip("link", "set", f"cny{tag}", "netns", ns_b)
+        _ip("-n", ns_a, "link", "set", f"cnx{tag}", "name", "cnl0")
+        _ip("-n", ns_b, "link", "set", f"cny{tag}", "name", "cnl0")
+        for ns, host in ((ns_a, 1), (ns_b, 2)):
+            _ip("-n", ns, "addr", "add", f"{net}.{host}/24", "dev", "cnl0")
+            _ip("-n", ns, "link", "set", "lo", "up")
+            _ip("-n", ns, "link", "set", "cnl0", "up")
+        launcher = tmp_path / "netns_launcher.sh"
+        launcher.write_text(LAUNCHER.format(ip_a=f"{net}.1", ip_b=f"{net}.2", ns_a=ns_a,
+                                            ns_b=ns_b))
+        launcher.chmod(0o755)
+        yield {"ns": (ns_a, ns_b), "hosts": (f"{net}.1", f"{net}.2"), "launcher": launcher}
+    finally:
+        for ns in (ns_a, ns_b):  # deleting a namespace deletes its end of the veth pair
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+
+
+def test_two_hosts_over_tcp(tmp_path: Path, two_hosts: dict) -> None:
+    """One rank in each namespace, MPICH over TCP (libfabric's tcp provider on cnl0):
+    the same model as one process, and the gradients crossed the veth pair."""
+    ns_a, ns_b = two_hosts["ns"]
+    out = tmp_path / "w.npz"
+    env = mpi_env({"FI_PROVIDER": "tcp", "FI_TCP_IFACE": "cnl0", "MPIR_CVAR_CH4_NETMOD": "ofi",
+                   "MPIR_CVAR_NOLOCAL": "1"})
+    before = _veth_bytes(ns_b)
+    cmd = ["ip", "netns", "exec", ns_a, MPIEXEC, "-launcher", "rsh", "-launcher-exec",
+           str(two_hosts["launcher"]), "-hosts", ",".join(two_hosts["hosts"]), "-iface", "cnl0",
+           "-n", "2", "-ppn", "1", PYTHON, str(HERE), "worker", str(out), "--pid-dir",
+           str(tmp_path)]
+    r = run(cmd, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    ref, _ = local()
+    assert max_diff(load(out), ref) < 1e-10
+    sent = _veth_bytes(ns_b) - before
+    n_params = sum(w.size for w in ref.values())
+    assert sent > 10 * n_params * 8  # 10 steps of float64 gradients went through the veth
+    spaces = {(tmp_path / f"rank{r}.netns").read_text() for r in range(2)}
+    assert len(spaces) == 2 and os.readlink("/proc/self/ns/net") not in spaces
 
 
 if __name__ == "__main__":
