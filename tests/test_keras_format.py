@@ -538,6 +538,42 @@ def test_legacy_h5_problems_are_named(tmp_path):
         cnnlab.load_model(tmp_path / "text.h5")
 
 
+def _mutations(data: bytes, seed: int, count: int):
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        out = bytearray(data)
+        for pos in rng.integers(0, len(out), size=int(rng.integers(1, 8))):
+            out[pos] = int(rng.integers(0, 256))
+        yield bytes(out)
+
+
+def _loads_or_model_file_error(path: Path) -> str:
+    try:
+        model = cnnlab.load_model(path)
+    except ModelFileError:
+        return "refused"
+    model.predict(np.zeros((1, *model.input_shape), np.float32))
+    return "loaded"
+
+
+def test_corrupted_bytes_load_or_raise_model_file_error(small_keras, tmp_path):
+    """Random byte flips in the archive, in model.weights.h5 and in config.json: every
+    result is a model or a ModelFileError, never another exception."""
+    path, _ = small_keras
+    with zipfile.ZipFile(path) as zf:
+        h5, config = zf.read("model.weights.h5"), zf.read("config.json")
+    outcomes = []
+    bad = tmp_path / "mutant.keras"
+    for mutant in _mutations(path.read_bytes(), 0, 60):
+        bad.write_bytes(mutant)
+        outcomes.append(_loads_or_model_file_error(bad))
+    for member, data in (("model.weights.h5", h5), ("config.json", config)):
+        for mutant in _mutations(data, 1, 60):
+            _rezip(path, bad, {member: mutant})
+            outcomes.append(_loads_or_model_file_error(bad))
+    assert "refused" in outcomes  # the mutations did reach the parsers
+
+
 def test_missing_h5py_names_the_extra(small_keras, monkeypatch):
     monkeypatch.setitem(sys.modules, "h5py", None)
     with pytest.raises(ModelFileError, match=r"pip install cnnlab\[keras\]"):
