@@ -104,7 +104,9 @@ def browser() -> Iterator[Any]:
 def open_page(browser: Any, url: str) -> Any:
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
+    # errors thrown by the page's own scripts (other panels' scripts are their tests' business)
+    page.on("pageerror", lambda e: errors.append(f"{e} {getattr(e, 'stack', '')}")
+            if any(f in f"{getattr(e, 'stack', '')}" for f in ("explain.js", "app.js")) else None)
     page.errors = errors
     page.goto(url)
     page.wait_for_selector("body[data-ready='1']", timeout=10000)
