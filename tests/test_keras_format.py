@@ -228,6 +228,27 @@ def test_a_functional_model_that_is_a_chain_loads(tmp_path, ext):
     np.testing.assert_allclose(ours.predict(x), _keras_predict(model, x), atol=TOL, rtol=0)
 
 
+@pytest.mark.parametrize("ext", [".keras", ".h5"])
+def test_the_compiled_optimizer_comes_along_when_cnnlab_has_it(tmp_path, ext):
+    def saved(optimizer, name):
+        model = keras.Sequential([keras.Input((4,)), kl.Dense(2, activation="softmax")])
+        model.compile(optimizer=optimizer, loss="categorical_crossentropy")
+        model.save(tmp_path / f"{name}{ext}")
+        return cnnlab.load_model(tmp_path / f"{name}{ext}")
+
+    sgd = saved(keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True), "sgd")
+    cfg = sgd.optimizer.get_config()
+    assert (cfg["name"], cfg["momentum"], cfg["nesterov"]) == ("SGD", 0.9, True)
+    assert cfg["learning_rate"] == pytest.approx(0.05, rel=1e-7)  # Keras keeps it in float32
+    assert sgd.training_config["optimizer"]["name"] == "SGD"
+    rms = saved(keras.optimizers.RMSprop(2e-3, rho=0.8), "rms").optimizer.get_config()
+    assert (rms["name"], rms["rho"]) == ("RMSprop", 0.8)
+    # AMSGrad (which cnnlab's Adam lacks) is not silently turned into plain Adam
+    ams = saved(keras.optimizers.Adam(0.01, amsgrad=True), "ams")
+    assert "optimizer" not in ams.training_config
+    assert ams.optimizer.get_config()["learning_rate"] == 0.001  # cnnlab's default
+
+
 def test_a_functional_model_with_a_branch_is_refused(tmp_path):
     inp = keras.Input((6, 6, 2))
     a = kl.Conv2D(2, 3, padding="same", name="a")(inp)

@@ -113,6 +113,8 @@ class KerasFile:
         tensors: the weights, named ``<layer>/<weight>`` (``conv2d/kernel``).
         class_names, preprocessing: kept by files cnnlab wrote (``metadata.json``).
         keras_version: the Keras that wrote the file, when it says.
+        training_config: ``{"optimizer": {...}, "loss": ...}`` from the model's compile
+            settings, when cnnlab has the same optimizer (else empty).
     """
 
     architecture: dict[str, Any]
@@ -120,6 +122,7 @@ class KerasFile:
     class_names: Any = None
     preprocessing: Any = None
     keras_version: str | None = None
+    training_config: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -590,6 +593,43 @@ def _convert(layers: list[_KLayer], read_weights: Callable[[_KLayer, int], list[
     return specs, tensors
 
 
+#: Keras optimizer -> the hyperparameters cnnlab's optimizer of the same name takes.
+_OPTIMIZER_KEYS = {
+    "SGD": ("momentum", "nesterov"), "Adam": ("beta_1", "beta_2", "epsilon"),
+    "AdamW": ("weight_decay", "beta_1", "beta_2", "epsilon"),
+    "RMSprop": ("rho", "momentum", "epsilon"), "Adadelta": ("rho", "epsilon"),
+}
+#: Keras optimizer options cnnlab lacks: set to anything but these, the optimizer is not kept.
+_OPTIMIZER_OFF = {"amsgrad": False, "centered": False, "use_ema": False, "clipnorm": None,
+                  "clipvalue": None, "global_clipnorm": None}
+
+
+def _training_config(optimizer: Any, loss: Any) -> dict[str, Any]:
+    """cnnlab's ``training_config`` from Keras's compile settings: the optimizer only when
+    cnnlab's does the same thing (a constant learning rate, no clipping, no EMA ...)."""
+    out: dict[str, Any] = {}
+    if isinstance(loss, str) and loss in ("categorical_crossentropy",
+                                          "sparse_categorical_crossentropy"):
+        out["loss"] = "categorical_crossentropy"  # cnnlab takes integer or one-hot labels
+    if not isinstance(optimizer, dict) or not isinstance(optimizer.get("config"), dict):
+        return out
+    cls, cfg = optimizer.get("class_name"), optimizer["config"]
+    rate = cfg.get("learning_rate", cfg.get("lr"))
+    keys = _OPTIMIZER_KEYS.get(cls) if isinstance(cls, str) else None
+    if keys is None or isinstance(rate, bool) or not isinstance(rate, int | float):
+        return out
+    if any(cfg.get(k, off) != off for k, off in _OPTIMIZER_OFF.items()) or (
+            cls != "AdamW" and cfg.get("weight_decay") not in (None, 0, 0.0)):
+        return out
+    opt = {"name": cls, "learning_rate": float(rate)}
+    for key in keys:
+        value = cfg.get(key)
+        if isinstance(value, int | float) and (key == "nesterov") == isinstance(value, bool):
+            opt[key] = value
+    out["optimizer"] = opt
+    return out
+
+
 # --------------------------------------------------------------------------- HDF5, safely
 #: What h5py raises on a malformed file (its C parser's errors surface as these).
 _H5_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, OverflowError,
@@ -741,12 +781,15 @@ def _read_keras_zip(path: Path, source: str) -> KerasFile:
                              ) from None
     extra = meta.get("cnnlab") if isinstance(meta.get("cnnlab"), dict) else {}
     version = meta.get("keras_version")
+    compiled = config.get("compile_config")
+    compiled = compiled if isinstance(compiled, dict) else {}
     return KerasFile(
         architecture={"class_name": "Sequential", "name": name, "input_shape": list(shape),
                       "layers": specs},
         tensors=tensors, class_names=extra.get("class_names"),
         preprocessing=extra.get("preprocessing"),
         keras_version=version if isinstance(version, str) else None,
+        training_config=_training_config(compiled.get("optimizer"), compiled.get("loss")),
     )
 
 
@@ -822,6 +865,9 @@ def _read_legacy_h5(path: Path, source: str) -> KerasFile:
                                                 source)
             specs, tensors = _convert(layers, _legacy_weights(h5py, f, source), source)
             version = _h5_text(f.attrs.get("keras_version"))
+            text = _h5_text(f.attrs.get("training_config"))
+            compiled = _parse_json(text, "training_config", source) if text else {}
+            compiled = compiled if isinstance(compiled, dict) else {}
     except ModelFileError:
         raise
     except _H5_ERRORS as e:
@@ -830,6 +876,7 @@ def _read_legacy_h5(path: Path, source: str) -> KerasFile:
         architecture={"class_name": "Sequential", "name": name, "input_shape": list(shape),
                       "layers": specs},
         tensors=tensors, keras_version=version,
+        training_config=_training_config(compiled.get("optimizer_config"), compiled.get("loss")),
     )
 
 

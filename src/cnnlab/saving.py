@@ -219,8 +219,14 @@ def _load_keras_model(path: str | Path, compile: bool) -> Sequential:
         if not isinstance(prep, dict) or prep.get("mode") not in ("digit", "resize"):
             raise ModelFileError(f"{source}: metadata 'preprocessing' is malformed: {prep!r}")
         model.preprocessing = prep
-    model.training_config = {}
-    if compile:
+    model.training_config = dict(read.training_config)
+    if compile and "optimizer" in read.training_config:
+        try:
+            model.compile(optimizer=read.training_config["optimizer"],
+                          loss=read.training_config.get("loss", "categorical_crossentropy"))
+        except (InvalidArgumentError, TypeError):
+            model.compile()
+    elif compile:
         model.compile()
     return model
 
