@@ -486,3 +486,47 @@ def test_explorer_has_no_test_images_for_other_models():
     for path in ("/api/explorer/confusion", "/api/explorer/cell"):
         assert "404" in schema[path]["get"]["responses"]
     assert {"400", "404", "422"} <= set(schema["/api/explorer/attributions"]["post"]["responses"])
+
+
+# --------------------------------------------------------------------------- figures, CLI
+def png_size(path):
+    with Image.open(path) as im:
+        return im.size
+
+
+def test_explain_figures_draw_the_api_numbers(client, mnist_test, tmp_path):
+    from cnnlab import viz
+
+    _, model = client
+    x_raw, y = mnist_test
+    data = viz.attributions_data(model, x_raw[:2], y[:2], randomize=True)
+    pred = model.predict(x_raw[:2]).argmax(axis=1)
+    np.testing.assert_array_equal(data["predicted"], pred)
+    np.testing.assert_allclose(data["saliency"], explain.saliency(model, x_raw[:2], pred).map)
+    np.testing.assert_allclose(data["rho_grad_cam"], explain.randomization_check(
+        model, x_raw[:2], pred, "grad_cam").correlation)
+    written = viz.make_explain(model, tmp_path, x_raw[:2], y[:2])
+    assert list(written) == list(viz.EXPLAIN_FIGURES)
+    for name, path in written.items():
+        assert path == tmp_path / viz.EXPLAIN_FIGURE_NAMES[name]
+    assert png_size(written["attributions"]) == (round(2.1 * 4 * 100), round((2.1 * 2 + 0.4) * 100))
+    assert png_size(written["equivariance"]) == (1100, 440)
+    with pytest.raises(InvalidArgumentError, match="unknown figure"):
+        viz.make_explain(model, tmp_path, x_raw[:1], which=["nope"])
+
+
+def test_cli_visualize_explain_figures(tmp_path, capsys):
+    import argparse
+
+    from cnnlab.viz import cli as viz_cli
+
+    parser = argparse.ArgumentParser(prog="cnnlab")
+    viz_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["visualize", "--out", str(tmp_path), "--index", "3",
+                              "--which", "parameter_sharing", "receptive_fields", "padding"])
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(tmp_path / n) for n in
+                       ("padding.png", "parameter_sharing.png", "receptive_fields.png")]
+    assert png_size(tmp_path / "receptive_fields.png") == (900, 440)
+    assert png_size(tmp_path / "parameter_sharing.png") == (800, round((1.2 + 0.55 * 5) * 100))

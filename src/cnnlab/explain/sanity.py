@@ -63,7 +63,8 @@ class RandomizationCheck:
     ``correlation`` is Spearman's rho per image ``(N,)`` against the fully
     randomised model (the last step). ``steps`` lists, per step, the layers
     randomised so far and the correlations ``(N,)``; ``trained`` and
-    ``randomized`` are the two maps ``(N, H, W)`` of the last step.
+    ``randomized`` are the two maps ``(N, H, W)`` of the last step, ``step_maps``
+    the randomised maps of every step.
     """
 
     method: str
@@ -74,6 +75,7 @@ class RandomizationCheck:
     randomized: np.ndarray
     labels: np.ndarray
     steps: list[tuple[list[str], np.ndarray]] = field(default_factory=list)
+    step_maps: list[np.ndarray] = field(default_factory=list)
 
 
 def reinitialized_weights(model: Any, layer_indices: Any, seed: int = 0) -> list[Any]:
@@ -135,14 +137,16 @@ def randomization_check(model: Any, x: Any, label: Any = None,
         top_down = with_params[::-1]
         schedule = [top_down[:k] for k in range(1, len(top_down) + 1)]
     steps: list[tuple[list[str], np.ndarray]] = []
+    step_maps: list[np.ndarray] = []
     rand = base
     for chosen in schedule:
         view = with_weights(model, reinitialized_weights(model, chosen, seed))
         rand = _per_image(fn(view, xb, labels, **kwargs), n)
         rho = np.array([spearman(base[k], rand[k]) for k in range(n)])
         steps.append(([str(model.layers[i].name) for i in chosen], rho))
+        step_maps.append(rand.reshape(n, *xb.shape[1:3]))
     shape = (n, *xb.shape[1:3])
     name = method if isinstance(method, str) else getattr(method, "__name__", "method")
     return RandomizationCheck(method=name, mode=mode, seed=int(seed), correlation=steps[-1][1],
                               trained=base.reshape(shape), randomized=rand.reshape(shape),
-                              labels=labels, steps=steps)
+                              labels=labels, steps=steps, step_maps=step_maps)

@@ -9,6 +9,10 @@
 * :func:`padding_figure`, :func:`pooling_figure`: the padding modes and pooling
   computed by :mod:`cnnlab.ops` on small arrays.
 * :func:`make_all`: all of them into one folder.
+* Why the model decided, and the slides' conclusion measured (:mod:`cnnlab.explain`):
+  :func:`attributions_figure`, :func:`sanity_figure`, :func:`parameter_sharing_figure`,
+  :func:`receptive_fields_figure`, :func:`equivariance_figure`; :func:`make_explain`
+  writes them under :data:`EXPLAIN_FIGURE_NAMES`.
 
 Grayscale and RGB models of any input size work; classes are named with the
 model's class names (:func:`class_names_for`, shortened by :func:`short_name`).
@@ -21,18 +25,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cnnlab.viz.names import DEFAULT_LAYERS, FIGURE_NAMES, FIGURES
+from cnnlab.viz.names import (
+    DEFAULT_LAYERS,
+    EXPLAIN_FIGURE_NAMES,
+    EXPLAIN_FIGURES,
+    FIGURE_NAMES,
+    FIGURES,
+)
 
 if TYPE_CHECKING:  # matplotlib is imported on first use, not with the package
     from cnnlab.viz.figures import (
         DPI,
         NAME_CHARS,
         as_model_batch,
+        attributions_data,
+        attributions_figure,
         class_names_for,
         confusion_figure,
         confusion_labels,
         confusion_matrix,
         curves_figure,
+        equivariance_figure,
         feature_maps_data,
         feature_maps_figure,
         filter_images,
@@ -40,29 +53,38 @@ if TYPE_CHECKING:  # matplotlib is imported on first use, not with the package
         filters_figure,
         load_history,
         make_all,
+        make_explain,
         mistakes_data,
         mistakes_figure,
         outputs_data,
         outputs_figure,
         padding_data,
         padding_figure,
+        parameter_sharing_figure,
         pooling_data,
         pooling_figure,
+        receptive_fields_figure,
+        sanity_figure,
         short_name,
     )
 
 __all__ = [
     "DEFAULT_LAYERS",
     "DPI",
+    "EXPLAIN_FIGURES",
+    "EXPLAIN_FIGURE_NAMES",
     "FIGURES",
     "FIGURE_NAMES",
     "NAME_CHARS",
     "as_model_batch",
+    "attributions_data",
+    "attributions_figure",
     "class_names_for",
     "confusion_figure",
     "confusion_labels",
     "confusion_matrix",
     "curves_figure",
+    "equivariance_figure",
     "feature_maps_data",
     "feature_maps_figure",
     "filter_images",
@@ -70,14 +92,18 @@ __all__ = [
     "filters_figure",
     "load_history",
     "make_all",
+    "make_explain",
     "mistakes_data",
     "mistakes_figure",
     "outputs_data",
     "outputs_figure",
     "padding_data",
     "padding_figure",
+    "parameter_sharing_figure",
     "pooling_data",
     "pooling_figure",
+    "receptive_fields_figure",
+    "sanity_figure",
     "short_name",
 ]
 

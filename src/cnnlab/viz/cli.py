@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from cnnlab.argtypes import non_negative_int, positive_int
-from cnnlab.viz.names import DEFAULT_LAYERS, FIGURES
+from cnnlab.viz.names import DEFAULT_LAYERS, EXPLAIN_FIGURES, FIGURES
 
-WHICH_CHOICES = ("all", *FIGURES)
+WHICH_CHOICES = ("all", *FIGURES, "explain", *EXPLAIN_FIGURES)
 _NO_MODEL = {"padding", "pooling", "curves"}
 
 
@@ -64,7 +64,11 @@ def register(subparsers: Any) -> None:
                    help="layers of the feature-map figure (default: conv2d max_pooling2d)")
     p.add_argument("--which", nargs="+", choices=WHICH_CHOICES, default=["all"],
                    metavar="FIGURE",
-                   help=f"figures to write: {', '.join(WHICH_CHOICES)} (default: all)")
+                   help=f"figures to write: {', '.join(WHICH_CHOICES)} (default: all; "
+                        "'explain' is the five explain figures: attributions, the "
+                        "randomisation sanity check, and the slides' conclusion measured, "
+                        "drawn for the first of --index / the first --images, up to 4 "
+                        "images for attributions; not in 'all': they take seconds)")
     p.add_argument("--limit", type=positive_int, default=None,
                    help="use the first N test images for the confusion matrix and the "
                         "mistakes (default: all of them)")
@@ -76,8 +80,11 @@ def run(args: argparse.Namespace) -> int:
     from cnnlab.errors import InvalidArgumentError
     from cnnlab.viz.figures import make_all
 
-    which = list(FIGURES) if "all" in args.which else list(dict.fromkeys(args.which))
-    need_model = any(w not in _NO_MODEL for w in which)
+    asked = list(dict.fromkeys(args.which))
+    explain_which = list(EXPLAIN_FIGURES) if "explain" in asked else [
+        w for w in asked if w in EXPLAIN_FIGURES]
+    which = list(FIGURES) if "all" in asked else [w for w in asked if w in FIGURES]
+    need_model = any(w not in _NO_MODEL for w in which) or bool(explain_which)
     model_path = _model_path(args.model) if need_model or args.model else None
     history: str | Path | None = args.history
     if history is None and model_path is not None:
@@ -116,10 +123,16 @@ def run(args: argparse.Namespace) -> int:
             limit = n if args.limit is None else min(args.limit, n)
             written.update(make_all(model, args.out, x_test[:limit], y_test[:limit],
                                     which=large, class_names=class_names))
+        if explain_which:
+            from cnnlab.viz.figures import make_explain
+
+            some = picks[:4]
+            written.update(make_explain(model, args.out, x_test[some], y_test[some],
+                                        which=explain_which, class_names=class_names))
     rest = [w for w in which if w in _NO_MODEL]
     if rest:
         written.update(make_all(None, args.out, None, None, history, which=rest))
-    for name in FIGURES:
+    for name in (*FIGURES, *EXPLAIN_FIGURES):
         if name in written:
             print(written[name])
     return 0

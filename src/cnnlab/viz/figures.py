@@ -1191,3 +1191,315 @@ def _check_index(i: Any, n: int) -> int:
     if not 0 <= i < n:
         raise InvalidArgumentError(f"image index {i} is out of range: the test set has {n} images")
     return int(i)
+
+
+# --------------------------------------------------------------------------- explain (issue 20)
+# Why the model decided: attributions over the images, the sanity check, and the slides'
+# conclusion measured (parameter sharing, receptive fields, equivariance). The numbers come
+# from cnnlab.explain; these functions only draw them.
+ATTR_METHODS = ("saliency", "grad_cam", "occlusion")
+ATTR_TITLES = {"saliency": "saliency |dz/dx|", "grad_cam": "Grad-CAM",
+               "occlusion": "occlusion (prob. drop)"}
+ATTR_CELL = 2.1
+
+
+def attributions_data(model: Any, images: Any, labels: Any | None = None,
+                      methods: Sequence[str] = ATTR_METHODS,
+                      randomize: bool = False) -> dict[str, Any]:
+    """The maps :func:`attributions_figure` draws, for each image's *predicted* class.
+
+    Returns ``{"images", "predicted", "probability" (of the predicted class),
+    "labels" (true, or None), method: (N, H, W) maps ...}``; with
+    ``randomize``, also ``"rho_<method>"`` (N,): Spearman's rho between the
+    trained model's map and that of the model with every layer re-initialised
+    (:func:`cnnlab.explain.randomization_check`, seed 0).
+    """
+    from cnnlab import explain
+
+    unknown = [m for m in methods if m not in ATTR_METHODS]
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown attribution method {unknown[0]!r}; choose from {', '.join(ATTR_METHODS)}")
+    x = as_model_batch(model, images, "images")
+    probs = _predict(model, x)
+    pred = probs.argmax(axis=1)
+    data: dict[str, Any] = {
+        "images": x, "predicted": pred, "probability": probs[np.arange(len(x)), pred],
+        "labels": None if labels is None else _labels(labels, len(x), probs.shape[1]),
+    }
+    fns = {"saliency": explain.saliency, "grad_cam": explain.grad_cam,
+           "occlusion": explain.occlusion}
+    for m in methods:
+        data[m] = np.asarray(fns[m](model, x, pred).map).reshape(len(x), *x.shape[1:3])
+        if randomize:
+            check = explain.randomization_check(model, x, pred, m)
+            data[f"rho_{m}"] = check.correlation
+    return data
+
+
+def attributions_figure(model: Any, images: Any, labels: Any | None = None,
+                        path: PathLike = "attributions.png",
+                        methods: Sequence[str] = ATTR_METHODS, randomize: bool = True,
+                        class_names: Sequence[Any] | None = None) -> Path:
+    """One row per image: the image, then each method's map drawn over it (inferno,
+    alpha 0.6), for the class the model predicted; titles give the prediction (and the
+    true class when ``labels`` is given) and, with ``randomize``, Spearman's rho of
+    each map against the randomised model's (Adebayo et al.'s sanity check).
+
+    Size: ``2.1 * (1 + len(methods)) x 2.1 * N + 0.4`` inches at :data:`DPI`.
+    """
+    data = attributions_data(model, images, labels, methods, randomize)
+    n = len(data["images"])
+    k = int(np.prod(model.output_shape))
+    names = class_names_for(model, k, class_names)
+    fig = Figure(figsize=(ATTR_CELL * (1 + len(methods)), ATTR_CELL * n + 0.4), dpi=DPI)
+    axes = fig.subplots(n, 1 + len(methods), squeeze=False,
+                        gridspec_kw=dict(left=0.02, right=0.98,
+                                         top=1 - 0.75 / (ATTR_CELL * n + 0.4),
+                                         bottom=0.02, wspace=0.08, hspace=0.35))
+    for i in range(n):
+        img = data["images"][i]
+        _show_image(axes[i, 0], img)
+        pred = int(data["predicted"][i])
+        title = f"pred {short_name(names[pred], 9)} ({data['probability'][i]:.0%})"
+        if data["labels"] is not None:
+            true = int(data["labels"][i])
+            title += f"\ntrue {short_name(names[true], 9)}"
+        axes[i, 0].set_title(title, fontsize=8,
+                             color=_RIGHT if data["labels"] is None or
+                             int(data["labels"][i]) == pred else _WRONG)
+        for j, m in enumerate(methods, start=1):
+            ax = axes[i, j]
+            _show_image(ax, img)
+            heat = np.asarray(data[m][i], dtype=np.float64)
+            top = float(np.abs(heat).max()) or 1.0
+            ax.imshow(np.clip(heat / top, 0, 1), cmap="inferno", alpha=0.6, vmin=0, vmax=1,
+                      interpolation="nearest")
+            sub = ATTR_TITLES[m]
+            if randomize:
+                rho = float(data[f"rho_{m}"][i])
+                sub += "\nrandom weights: " + ("ρ undefined" if np.isnan(rho) else f"ρ={rho:.2f}")
+            ax.set_title(sub, fontsize=8)
+    fig.suptitle("Why this answer? Attributions for the predicted class", fontsize=10)
+    return _save(fig, path)
+
+
+def sanity_figure(model: Any, image: Any, path: PathLike = "sanity_check.png",
+                  methods: Sequence[str] = ("saliency", "grad_cam"), seed: int = 0) -> Path:
+    """Adebayo et al.'s cascading randomisation for one image: one row per method, the
+    trained model's map, then the map after re-initialising the layers from the top
+    down, one more at each step, with Spearman's rho against the trained map.
+
+    Size: ``1.7 * (2 + steps) x 1.9 * len(methods) + 0.5`` inches at :data:`DPI`.
+    """
+    from cnnlab import explain
+
+    x = _one_image(model, image)
+    pred = int(_predict(model, x).argmax(axis=1)[0])
+    checks = []
+    for m in methods:
+        if m not in ATTR_METHODS:
+            raise InvalidArgumentError(f"unknown attribution method {m!r}")
+        check = explain.randomization_check(model, x, pred, m, mode="cascade", seed=seed)
+        steps = [sm[0] for sm in check.step_maps]
+        checks.append((m, check, steps))
+    n_steps = max(len(c[2]) for c in checks)
+    fig = Figure(figsize=(1.7 * (2 + n_steps), 1.9 * len(methods) + 0.5), dpi=DPI)
+    axes = fig.subplots(len(methods), 2 + n_steps, squeeze=False,
+                        gridspec_kw=dict(left=0.02, right=0.98, top=0.86, bottom=0.02,
+                                         wspace=0.1, hspace=0.45))
+    for r, (m, check, steps) in enumerate(checks):
+        _show_image(axes[r, 0], x[0])
+        axes[r, 0].set_title(f"{ATTR_TITLES[m]}\n(pred {pred})", fontsize=8)
+        maps = [check.trained[0], *steps]
+        for c, mp in enumerate(maps, start=1):
+            ax = axes[r, c]
+            top = float(np.abs(mp).max()) or 1.0
+            ax.imshow(np.clip(mp / top, 0, 1), cmap="inferno", vmin=0, vmax=1,
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 1:
+                ax.set_title("trained", fontsize=8)
+            else:
+                names, rho = check.steps[c - 2]
+                val = float(rho[0])
+                ax.set_title(f"to {short_name(names[-1], 10)}\n"
+                             + ("ρ undefined" if np.isnan(val) else f"ρ={val:.2f}"), fontsize=8)
+        for c in range(len(maps) + 1, 2 + n_steps):
+            axes[r, c].set_axis_off()
+    fig.suptitle("Sanity check: layers re-initialised from the top down (Adebayo et al., 2018)",
+                 fontsize=10)
+    return _save(fig, path)
+
+
+def parameter_sharing_figure(model: Any, path: PathLike = "parameter_sharing.png") -> Path:
+    """Each layer's parameter count beside a dense layer connecting the same input and
+    output maps (:func:`cnnlab.explain.conclusion.parameter_sharing`), log scale.
+
+    Size: ``8 x (1.2 + 0.55 * layers)`` inches at :data:`DPI`.
+    """
+    from cnnlab.explain.conclusion import parameter_sharing
+
+    rows = parameter_sharing(model)
+    if not rows:
+        raise InvalidArgumentError("the model has no layer with weights")
+    fig = Figure(figsize=(8.0, 1.2 + 0.55 * len(rows)), dpi=DPI)
+    ax = fig.add_axes((0.24, 0.9 / (1.2 + 0.55 * len(rows)), 0.62,
+                       1 - 1.15 / (1.2 + 0.55 * len(rows))))
+    ys = np.arange(len(rows))[::-1]
+    own = [r["params"] for r in rows]
+    dense = [r["dense_params"] for r in rows]
+    ax.barh(ys + 0.2, dense, height=0.38, color=_BAR, label="dense layer, same maps")
+    ax.barh(ys - 0.2, own, height=0.38, color=_RIGHT, label="the layer (shared weights)")
+    ax.set_xscale("log")
+    ax.set_yticks(ys, [f"{r['layer']}\n{r['kind']}" for r in rows], fontsize=8)
+    for y, a, b in zip(ys, own, dense, strict=True):
+        ax.text(a, y - 0.2, f" {a:,}", va="center", fontsize=7)
+        if b != a:
+            ax.text(b, y + 0.2, f" {b:,} ({b / a:,.0f}x)", va="center", fontsize=7)
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_xlim(1, max(dense) * 40)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Parameter sharing: a convolution reuses its filter at every position",
+                 fontsize=10)
+    return _save(fig, path)
+
+
+_RF_COLOURS = ("#e53935", "#fb8c00", "#fdd835", "#43a047", "#1e88e5", "#8e24aa", "#6d4c41")
+
+
+def receptive_fields_figure(model: Any, image: Any, path: PathLike = "receptive_fields.png",
+                            position: Sequence[float] | None = None) -> Path:
+    """Sparse interactions: the receptive field of the unit at the image's centre (or
+    ``position``) in every convolution and pooling layer, drawn as boxes on the input
+    (:func:`cnnlab.explain.conclusion.receptive_fields`), beside the gradient of the
+    deepest such unit with respect to the image (zero outside its box).
+
+    Size: ``9 x 4.4`` inches at :data:`DPI`.
+    """
+    from cnnlab.explain.conclusion import influence, receptive_fields
+
+    x = _one_image(model, image)
+    fields = receptive_fields(model, position)
+    if not fields:
+        raise InvalidArgumentError("the model has no convolution or pooling layer")
+    fig = Figure(figsize=(9.0, 4.4), dpi=DPI)
+    ax, ax2 = fig.subplots(1, 2, gridspec_kw=dict(left=0.02, right=0.72, top=0.86,
+                                                  bottom=0.04, wspace=0.08))
+    _show_image(ax, x[0])
+    for i, f in enumerate(fields):
+        r0, r1, c0, c1 = f["box"]
+        colour = _RF_COLOURS[i % len(_RF_COLOURS)]
+        ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False,
+                               edgecolor=colour, linewidth=1.6))
+        fig.text(0.74, 0.8 - 0.08 * i,
+                 f"{f['layer']} ({f['kind']})\n{f['size'][0]}x{f['size'][1]} pixels, "
+                 f"stride {f['jump'][0]}", color=colour, fontsize=8, va="top")
+    ax.set_title("receptive fields of one unit per layer", fontsize=9)
+    deep = fields[-1]
+    grad = influence(model, x, deep["layer"], deep["unit"])
+    ax2.imshow(grad, cmap="magma", interpolation="nearest")
+    r0, r1, c0, c1 = deep["box"]
+    ax2.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0 + 1, r1 - r0 + 1, fill=False,
+                            edgecolor=_RF_COLOURS[(len(fields) - 1) % len(_RF_COLOURS)],
+                            linewidth=1.6))
+    ax2.set_xticks([])
+    ax2.set_yticks([])
+    ax2.set_title(f"|d {deep['layer']}[{deep['unit'][0]},{deep['unit'][1]}] / d image|",
+                  fontsize=9)
+    fig.suptitle("Sparse interactions: each unit sees only its receptive field", fontsize=10)
+    return _save(fig, path)
+
+
+def equivariance_figure(model: Any, image: Any, label: int | None = None,
+                        path: PathLike = "equivariance.png", max_shift: int = 4,
+                        grid: int = 6) -> Path:
+    """Equivariance, measured: left, for shifts of 0..``max_shift`` pixels to the right,
+    each convolution and pooling layer's error against its own maps shifted by
+    ``round(k / stride)`` units, away from the borders (filled: exact shifts, where
+    the stride divides ``k``; open: the others); right, the probability of ``label``
+    (default: the predicted class) for the image moved by every ``(dy, dx)`` in
+    ``-grid..grid`` (:mod:`cnnlab.explain.conclusion`).
+
+    Size: ``11 x 4.4`` inches at :data:`DPI`.
+    """
+    from cnnlab.explain.conclusion import equivariance, shift_predictions
+
+    x = _one_image(model, image)
+    if label is None:
+        label = int(_predict(model, x).argmax(axis=1)[0])
+    rows = equivariance(model, x, range(0, check_positive_int(max_shift, "max_shift") + 1))
+    sp = shift_predictions(model, x, int(label), range(-grid, grid + 1))
+    fig = Figure(figsize=(11.0, 4.4), dpi=DPI)
+    ax, ax2 = fig.subplots(1, 2, gridspec_kw=dict(left=0.07, right=0.95, top=0.86,
+                                                  bottom=0.13, wspace=0.3))
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    floor = 1e-9
+    for i, name in enumerate(layers):
+        mine = [r for r in rows if r["layer"] == name and r["units"] > 0]
+        colour = _RF_COLOURS[i % len(_RF_COLOURS)]
+        ks = [r["shift"] for r in mine]
+        errs = [max(r["error"], floor) for r in mine]
+        ax.plot(ks, errs, color=colour, linewidth=1,
+                label=f"{name} (stride {mine[0]['jump'] if mine else '?'})")
+        for r, e in zip(mine, errs, strict=True):
+            ax.plot(r["shift"], e, "o", color=colour,
+                    markerfacecolor=colour if r["exact"] else "white")
+    ax.set_yscale("log")
+    ax.set_ylim(floor / 3, 3)
+    ax.set_xlabel("shift k (pixels to the right)")
+    ax.set_ylabel("max |maps(shifted) - shifted maps| / max |maps|")
+    ax.set_title(f"maps: exact for k a multiple of the stride (error < {floor:g} drawn at "
+                 f"{floor:g})", fontsize=9)
+    ax.legend(fontsize=7)
+    im = ax2.imshow(sp["probability"], cmap="viridis", vmin=0, vmax=1,
+                    extent=(-grid - 0.5, grid + 0.5, grid + 0.5, -grid - 0.5))
+    wrong = sp["predicted"] != label
+    ys, xs = np.nonzero(wrong)
+    ax2.plot(sp["shifts"][xs], sp["shifts"][ys], "x", color="white", markersize=4)
+    ax2.set_xlabel("dx (pixels right)")
+    ax2.set_ylabel("dy (pixels down)")
+    kept = int((~wrong).sum())
+    ax2.set_title(f"probability of class {label} under shifts; x: prediction changes "
+                  f"({kept}/{wrong.size} kept)", fontsize=9)
+    fig.colorbar(im, ax=ax2, fraction=0.046)
+    fig.suptitle("Equivariance: the maps move with the image; the prediction only roughly "
+                 "stays", fontsize=10)
+    return _save(fig, path)
+
+
+def make_explain(model: Any, out_dir: PathLike, x_test: Any, y_test: Any | None = None,
+                 which: Iterable[str] | None = None, class_names: Sequence[Any] | None = None,
+                 randomize: bool = True) -> dict[str, Path]:
+    """Write the explain figures (:data:`cnnlab.viz.names.EXPLAIN_FIGURE_NAMES`) into
+    ``out_dir``: ``attributions`` for every image of ``x_test`` (keep it to a few),
+    the others for its first image. Returns ``{figure name: path}``."""
+    from cnnlab.viz.names import EXPLAIN_FIGURE_NAMES, EXPLAIN_FIGURES
+
+    chosen = list(EXPLAIN_FIGURES) if which is None else list(dict.fromkeys(which))
+    unknown = [w for w in chosen if w not in EXPLAIN_FIGURE_NAMES]
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown figure {unknown[0]!r}; choose from: {', '.join(EXPLAIN_FIGURES)}")
+    out = Path(out_dir)
+    x = as_model_batch(model, x_test, "x_test")
+    if len(x) == 0:
+        raise InvalidArgumentError("x_test: need at least one image")
+    written: dict[str, Path] = {}
+    for name in EXPLAIN_FIGURES:
+        if name not in chosen:
+            continue
+        path = out / EXPLAIN_FIGURE_NAMES[name]
+        if name == "attributions":
+            written[name] = attributions_figure(model, x, y_test, path, randomize=randomize,
+                                                class_names=class_names)
+        elif name == "sanity":
+            written[name] = sanity_figure(model, x[0], path)
+        elif name == "parameter_sharing":
+            written[name] = parameter_sharing_figure(model, path)
+        elif name == "receptive_fields":
+            written[name] = receptive_fields_figure(model, x[0], path)
+        elif name == "equivariance":
+            written[name] = equivariance_figure(model, x[0], path=path)
+    return written

@@ -20,3 +20,17 @@ FIGURE_NAMES = {
 
 FIGURES = tuple(FIGURE_NAMES)
 """The figure names, in the order :func:`cnnlab.viz.make_all` writes them."""
+
+EXPLAIN_FIGURE_NAMES = {
+    "attributions": "attributions.png",
+    "sanity": "sanity_check.png",
+    "parameter_sharing": "parameter_sharing.png",
+    "receptive_fields": "receptive_fields.png",
+    "equivariance": "equivariance.png",
+}
+"""The explain figures (:func:`cnnlab.viz.figures.make_explain`): why the model decided, and
+the slides' conclusion measured. Asked for by name or all at once with ``--which explain``;
+not part of ``all`` (they take seconds: gradients, occlusion, randomised models)."""
+
+EXPLAIN_FIGURES = tuple(EXPLAIN_FIGURE_NAMES)
+"""The explain figure names, in the order :func:`cnnlab.viz.figures.make_explain` writes them."""
