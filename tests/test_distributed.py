@@ -38,11 +38,23 @@ pytestmark = [
 
 
 # ------------------------------------------------------------------ the ranks' program
-def make_model(dtype: str, dropout: float, seed: int = 0):
-    from cnnlab import Activation, Conv2D, Dense, Dropout, Flatten, MaxPooling2D, Sequential
+def make_model(dtype: str, dropout: float, seed: int = 0, bn: bool = False):
+    from cnnlab import (
+        Activation,
+        BatchNormalization,
+        Conv2D,
+        Dense,
+        Dropout,
+        Flatten,
+        MaxPooling2D,
+        Sequential,
+    )
 
-    layers = [Conv2D(4, 3, activation="relu", dtype=dtype), MaxPooling2D(2, dtype=dtype),
-              Flatten(dtype=dtype), Dense(16, activation="relu", dtype=dtype)]
+    layers = [Conv2D(4, 3, activation="relu", dtype=dtype)]
+    if bn:
+        layers.append(BatchNormalization(dtype=dtype))
+    layers += [MaxPooling2D(2, dtype=dtype), Flatten(dtype=dtype),
+               Dense(16, activation="relu", dtype=dtype)]
     if dropout:
         layers.append(Dropout(dropout, dtype=dtype))
     layers += [Dense(3, dtype=dtype), Activation("softmax", dtype=dtype)]
@@ -58,7 +70,7 @@ def make_data(n: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train(opts: argparse.Namespace, group) -> tuple[dict[str, np.ndarray], dict]:
-    model = make_model(opts.dtype, opts.dropout)
+    model = make_model(opts.dtype, opts.dropout, bn=getattr(opts, "bn", False))
     model.compile(optimizer={"name": "adam", "learning_rate": 0.01},
                   loss="categorical_crossentropy")
     x, y = make_data(opts.n, opts.dtype)
@@ -66,7 +78,8 @@ def train(opts: argparse.Namespace, group) -> tuple[dict[str, np.ndarray], dict]
     history = model.fit(x, y, epochs=opts.epochs, batch_size=opts.batch, verbose=0,
                         validation_data=(x[:13], y[:13]), checkpoint_dir=opts.ckpt,
                         checkpoint_every=1 if opts.ckpt else None,
-                        resume=opts.resume, callbacks=_slow(opts.sleep), **kwargs)
+                        resume=opts.resume, callbacks=_slow(opts.sleep) + _perturb(
+                            group, getattr(opts, "perturb_rank", None)), **kwargs)
     weights = {f"w{i}": w for i, w in enumerate(model.get_weights())}
     return weights, history.history
 
@@ -80,6 +93,18 @@ def _slow(seconds: float) -> list:
             time.sleep(seconds)
 
     return [Sleep()] if seconds else []
+
+
+def _perturb(group, rank: int | None) -> list:
+    """On rank ``rank``, nudge one weight after the first step (a planted divergence)."""
+    from cnnlab import Callback
+
+    class Nudge(Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 0:
+                self.model.layers[0].weights[0][0, 0, 0, 0] += 1e-3
+
+    return [Nudge()] if group is not None and group.rank == rank else []
 
 
 def worker_main(argv: list[str]) -> int:
@@ -96,6 +121,8 @@ def worker_main(argv: list[str]) -> int:
     p.add_argument("--sleep", type=float, default=0.0)
     p.add_argument("--fail-rank", type=int, default=None)
     p.add_argument("--pid-dir", default=None)
+    p.add_argument("--bn", action="store_true", help="BatchNormalization after the conv")
+    p.add_argument("--perturb-rank", type=int, default=None)
     p.add_argument("--local", action="store_true", help="one process, no MPI (the oracle)")
     opts = p.parse_args(argv)
     if opts.local:
@@ -164,7 +191,7 @@ def worker(n_ranks: int, out: Path, *args: str) -> list[str]:
 def local(**overrides: object) -> tuple[dict[str, np.ndarray], dict]:
     """The oracle: the same training in this process, no MPI (``overrides``: worker options)."""
     opts = argparse.Namespace(dtype="float64", n=37, batch=8, epochs=2, dropout=0.3,
-                              ckpt=None, resume=False, sleep=0.0)
+                              ckpt=None, resume=False, sleep=0.0, bn=False)
     vars(opts).update(overrides)
     return train(opts, None)
 
@@ -216,6 +243,27 @@ def test_empty_shards(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     ref, _ = local(n=7, batch=2)
     assert max_diff(load(out), ref) < 1e-10
+
+
+def test_batch_normalization_keeps_ranks_identical(tmp_path: Path) -> None:
+    """BN normalises each shard with its own statistics (documented), and its moving
+    statistics are averaged over the ranks, so the ranks stay identical (the epoch-end
+    checksum would stop the run otherwise) and the moving mean stays the global one."""
+    out = tmp_path / "w.npz"
+    r = run(worker(3, out, "--bn", "--epochs", "1"), timeout=90)
+    assert r.returncode == 0, r.stderr
+    got = load(out)
+    ref, _ = local(bn=True, epochs=1)
+    assert max_diff(got, ref) > 1e-8  # per-shard batch statistics: not one process's model
+    # w4: the moving mean (after the kernel, bias, gamma and beta); the size-weighted mean
+    # of the shards' means is the batch's mean, so it follows one process's closely
+    np.testing.assert_allclose(got["w4"], ref["w4"], rtol=0.02)
+
+
+def test_divergence_is_an_error_naming_the_rank(tmp_path: Path) -> None:
+    r = run(worker(3, tmp_path / "w.npz", "--perturb-rank", "2", "--epochs", "1"), timeout=90)
+    assert r.returncode != 0
+    assert "weights of rank(s) [2] differ from rank 0's" in r.stderr, r.stderr
 
 
 def test_deterministic_is_bit_for_bit(tmp_path: Path) -> None:
