@@ -124,12 +124,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, group: Any) -> int:
     import cnnlab
     from cnnlab.backend import get_device
-    from cnnlab.fileio import atomic_write_text
+    from cnnlab.fileio import atomic_write_text, check_output_dir
     from cnnlab.training.checkpoint import last_checkpoint, read_training_config
     from cnnlab.zoo import get_model
 
     device = get_device(args.device)  # before any data is read: a missing GPU fails at once
     root = group is None or group.rank == 0  # rank 0 alone prints and writes
+    if root:  # a file in the way, a read-only folder: said now, not after the data loads
+        check_output_dir(args.resume or args.out, "--resume" if args.resume else "--out")
     if args.resume:
         out = Path(args.resume)
         cfg = None
@@ -556,8 +558,9 @@ def main(argv: list[str] | None = None) -> int:
     except CnnlabError as e:
         print(f"cnnlab: error: {e}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
-        print(f"cnnlab: error: {e.filename or ''}: {e.strerror}", file=sys.stderr)
+    except OSError as e:  # a missing file, no permission, a full disk: named by fileio
+        print(f"cnnlab: error: {e.filename}: {e.strerror}" if e.filename and e.strerror
+              else f"cnnlab: error: {e}", file=sys.stderr)
         return 2
 
 
