@@ -176,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         path = args.model if args.model is not None else pretrained_path()
         model = load_model(path, compile=False)
-        app = create_app(model, source=str(path), cors_origins=args.cors_origin)
+        origins = getattr(args, "cors_origin", None) or ()  # run() called without the option
+        app = create_app(model, source=str(path), cors_origins=origins)
     except CnnlabError as e:
         return _error(f"{e}{hint}")
     except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
@@ -188,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"cnnlab serve: warning: listening on {args.host}: other machines can reach "
               "this server; the demo has no authentication (use the default 127.0.0.1 to "
               "keep it to this machine)", file=sys.stderr, flush=True)
-    if args.cors_origin:
+    if getattr(args, "cors_origin", None):
         print(f"  CORS: pages from {', '.join(args.cors_origin)} may call the API", flush=True)
     try:
         uvicorn.run(app, **uvicorn_options(args.host, args.port))
