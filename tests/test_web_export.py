@@ -121,6 +121,13 @@ def open_page(browser: Any, url: str) -> Any:
     return page
 
 
+def outside(page: Any, origin: str) -> list[str]:
+    """The page's requests that did not go to ``origin`` (its own ``blob:`` URLs, for a
+    chosen file, and inline ``data:`` ones are local)."""
+    return [u for u in page.requests
+            if not u.startswith((origin + "/", f"blob:{origin}/", "data:"))]
+
+
 def stroke(page: Any, points: list[tuple[float, float]], steps: int = 10) -> None:
     """Drag the mouse through ``points`` (fractions of the canvas), as a user drawing."""
     box = page.locator("#pad").bounding_box()
@@ -187,8 +194,7 @@ def test_the_page_computes_what_the_python_model_computes(
     np.testing.assert_allclose(x[0, :, :, 0], prepare_array(canvas), atol=1e-5, rtol=0)
     assert state["prediction"] == digit, f"drew a {digit}, the model read {probs}"
     # nothing outside the folder's origin was asked for, and no script error
-    outside = [u for u in page.requests if not u.startswith(site + "/")]
-    assert outside == [], outside
+    assert outside(page, site) == []
     assert any(u.endswith("/ort/ort-wasm-simd-threaded.wasm") for u in page.requests)
     assert page.errors == []
     if digit == 7:
@@ -212,6 +218,45 @@ def test_feature_maps_are_drawn_for_every_convolution_and_pooling_layer(
         " const d = cv.getContext('2d').getImageData(0, 0, cv.width, cv.height).data;"
         " let n = 0; for (let i = 0; i < d.length; i += 4) n += d[i] > 0; return n; })()")
     assert lit > 0
+
+
+@pytest.mark.browser
+def test_a_colour_model_classifies_a_chosen_picture(browser: Any, site: str, tmp_path: Path):
+    """A resize model (32x32 RGB, named classes): a PNG chosen with the file input, resized
+    by the browser; the page's probabilities are the Python model's on the page's input."""
+    from PIL import Image
+
+    from cnnlab.zoo import vgg_small
+
+    model = vgg_small(seed=1, num_classes=3)
+    model.class_names = ["red_square", "green_circle", "blue_triangle"]
+    model.preprocessing = {"mode": "resize", "size": [32, 32], "color": "rgb"}
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # moving statistics that do something
+        if layer.kind == "BatchNormalization":
+            layer.moving_mean[...] = rng.normal(0, 0.1, layer.moving_mean.shape)
+            layer.moving_variance[...] = rng.uniform(0.5, 2.0, layer.moving_variance.shape)
+    folder = export_web(model, tmp_path / "colour", onnxruntime_web=web.pinned_tarball())
+    picture = tmp_path / "shape.png"
+    Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(picture)
+    with static_server(folder) as url:
+        page = open_page(browser, url)
+        try:
+            assert page.evaluate("window.cnnlabDemo.model.drawing") is False
+            page.set_input_files("#file", str(picture))
+            state = settled(page, 0)
+            x = np.asarray(state["input"], dtype=np.float32).reshape(1, 32, 32, 3)
+            assert 0.0 <= x.min() and x.max() <= 1.0 and x.std() > 0.05
+            expected = model.predict(x)[0]
+            np.testing.assert_allclose(state["probabilities"], expected, atol=1e-4, rtol=0)
+            assert int(state["shown"]) == int(np.argmax(expected))
+            names = page.evaluate(
+                "Array.from(document.querySelectorAll('#bars .bar')).map(b => b.dataset.name)")
+            assert names == model.class_names
+            assert outside(page, url) == []
+            assert page.errors == []
+        finally:
+            page.close()
 
 
 # ------------------------------------------------------------------ the folder, without a browser
