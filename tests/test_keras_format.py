@@ -309,8 +309,11 @@ def test_a_cnnlab_model_written_as_keras_loads_in_keras_and_predicts_the_same(tm
 
 def test_round_trip_cnnlab_keras_cnnlab_is_exact(tmp_path):
     model = _cnnlab_every_layer()
-    back = cnnlab.load_model(save_keras(model, tmp_path / "m.keras"))
+    model.compile(optimizer=cnnlab.SGD(0.02, momentum=0.5))
+    back = cnnlab.load_model(model.save(tmp_path / "m.keras", {"epochs": 3}))
     assert back.get_config() == model.get_config()
+    assert back.optimizer.get_config() == model.optimizer.get_config()
+    assert back.training_config["epochs"] == 3
     for a, b in zip(model.layers, back.layers, strict=True):
         for wa, wb in zip(a.weights, b.weights, strict=True):
             np.testing.assert_array_equal(wa, wb)

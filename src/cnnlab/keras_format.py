@@ -789,7 +789,9 @@ def _read_keras_zip(path: Path, source: str) -> KerasFile:
         tensors=tensors, class_names=extra.get("class_names"),
         preprocessing=extra.get("preprocessing"),
         keras_version=version if isinstance(version, str) else None,
-        training_config=_training_config(compiled.get("optimizer"), compiled.get("loss")),
+        training_config=extra["training_config"] if isinstance(
+            extra.get("training_config"), dict) else _training_config(
+            compiled.get("optimizer"), compiled.get("loss")),
     )
 
 
@@ -1044,14 +1046,17 @@ def _weights_h5(model_name: str, weights: list[tuple[str, str, list]]) -> bytes:
     return buf.getvalue()
 
 
-def save_keras(model: Any, path: str | Path) -> Path:
+def save_keras(model: Any, path: str | Path,
+               training_config: dict[str, Any] | None = None) -> Path:
     """Write ``model`` as a Keras 3 ``.keras`` file, atomically.
 
     ``keras.saving.load_model(path)`` (``safe_mode=True``) then predicts what
     ``model.predict`` does. A convolution with padding other than
     ``"valid"``/``"same"`` is written as a ZeroPadding2D then a "valid"
-    Conv2D. The class names and preprocessing go into ``metadata.json``
-    (Keras ignores them, cnnlab reads them back).
+    Conv2D. The class names, preprocessing and training config (optimizer,
+    loss, epochs ...) go into ``metadata.json`` (Keras ignores them, cnnlab
+    reads them back); Keras gets no ``compile_config`` (it would look for
+    optimizer variables the file does not hold).
     """
     config, weights = _config_and_weights(model)
     extra: dict[str, Any] = {}
@@ -1059,6 +1064,12 @@ def save_keras(model: Any, path: str | Path) -> Path:
         extra["class_names"] = list(model.class_names)
     if getattr(model, "preprocessing", None) is not None:
         extra["preprocessing"] = dict(model.preprocessing)
+    training = dict(training_config or getattr(model, "training_config", None) or {})
+    if getattr(model, "compiled", False) and getattr(model, "optimizer", None) is not None:
+        training.setdefault("optimizer", model.optimizer.get_config())
+        training.setdefault("loss", model.loss)
+    if training:
+        extra["training_config"] = training
     meta: dict[str, Any] = {"keras_version": WRITTEN_KERAS_VERSION, "producer": "cnnlab"}
     if extra:
         meta["cnnlab"] = extra

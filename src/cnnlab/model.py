@@ -660,12 +660,12 @@ class Sequential:
         """Write the model (safetensors weights + JSON architecture), atomically.
 
         A path ending in ``.keras`` writes a Keras 3 file instead
-        (:func:`cnnlab.keras_format.save_keras`; ``training_config`` is not kept).
+        (:func:`cnnlab.keras_format.save_keras`).
         """
         if Path(path).suffix.lower() == ".keras":
             from cnnlab.keras_format import save_keras
 
-            return save_keras(self, path)
+            return save_keras(self, path, training_config)
         return save_model(self, path, training_config)
 
     def export_onnx(self, path: str | Path, *, layer_outputs: bool = False,
