@@ -323,6 +323,13 @@ def test_round_trip_cnnlab_keras_cnnlab_is_exact(tmp_path):
     np.testing.assert_array_equal(back.predict(x), model.predict(x))
 
 
+def test_a_cnnlab_file_named_h5_still_loads_as_cnnlab(tmp_path):
+    model = cnnlab.small_cnn(seed=0)
+    path = model.save(tmp_path / "m.h5")  # safetensors bytes, whatever the name
+    x = _x(model.input_shape)
+    np.testing.assert_array_equal(cnnlab.load_model(path).predict(x), model.predict(x))
+
+
 def test_convolution_padding_keras_lacks_becomes_zero_padding(tmp_path):
     model = Sequential([Conv2D(3, 3, padding="full", activation="relu"),
                         Conv2D(2, 2, padding=((1, 0), (0, 2))), Flatten(), Dense(2)],

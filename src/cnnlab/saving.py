@@ -201,6 +201,22 @@ def _model_file_architecture(config: Any, source: str) -> Sequential:
         raise ModelFileError(f"invalid architecture: {e}") from None
 
 
+def _is_keras_file(path: str | Path) -> bool:
+    """``.keras``, or ``.h5`` / ``.hdf5`` unless it is a cnnlab file under that name
+    (``model.save("m.h5")`` writes safetensors: 8 length bytes, then its JSON header)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".keras", ".h5", ".hdf5"):
+        return False
+    if suffix == ".keras":
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return True  # the Keras reader names the problem
+    return not (len(head) == 9 and head[8:9] == b"{")
+
+
 def _load_keras_model(path: str | Path, compile: bool) -> Sequential:
     """A Keras ``.keras`` / legacy ``.h5`` file as a cnnlab model (:mod:`cnnlab.keras_format`)."""
     from cnnlab.keras_format import read_keras_file
@@ -236,7 +252,7 @@ def load_model(path: str | Path, compile: bool = True) -> Sequential:
     as before saving. A ``.keras`` (Keras 3) or legacy ``.h5`` / ``.hdf5`` Keras file is
     converted on the way in (:func:`cnnlab.keras_format.read_keras_file`)."""
     source = str(path)
-    if Path(path).suffix.lower() in (".keras", ".h5", ".hdf5"):
+    if _is_keras_file(path):
         return _load_keras_model(path, compile)
     meta, tensors = read_file(path)
     fmt = meta.get("cnnlab_format")
