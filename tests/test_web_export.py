@@ -221,6 +221,31 @@ def test_feature_maps_are_drawn_for_every_convolution_and_pooling_layer(
 
 
 @pytest.mark.browser
+def test_a_chosen_picture_with_transparency_is_prepared_as_python_does(
+        page: Any, site: str, model: Any, tmp_path: Path) -> None:
+    """Black ink on a transparent background (composited on white, as in Python), from a
+    file: the page's input is ``cnnlab.preprocess.prepare_image`` of the same file."""
+    from PIL import Image, ImageDraw
+
+    from cnnlab.preprocess import prepare_image
+
+    img = Image.new("RGBA", (90, 120), (0, 0, 0, 0))
+    ImageDraw.Draw(img).line([(20, 20), (70, 20), (35, 105)], fill=(0, 0, 0, 255), width=9)
+    path = tmp_path / "seven.png"
+    img.save(path)
+    page.click("#clear")
+    before = page.evaluate("window.cnnlabDemo.updates")
+    page.set_input_files("#file", str(path))
+    state = settled(page, before)
+    x = np.asarray(state["input"], dtype=np.float32).reshape(28, 28)
+    np.testing.assert_allclose(x, prepare_image(path), atol=1e-5, rtol=0)
+    expected = model.predict(x[None, :, :, None])[0]
+    np.testing.assert_allclose(state["probabilities"], expected, atol=1e-4, rtol=0)
+    assert state["prediction"] == int(np.argmax(expected)) == 7
+    assert outside(page, site) == [] and page.errors == []
+
+
+@pytest.mark.browser
 def test_a_colour_model_classifies_a_chosen_picture(browser: Any, site: str, tmp_path: Path):
     """A resize model (32x32 RGB, named classes): a PNG chosen with the file input, resized
     by the browser; the page's probabilities are the Python model's on the page's input."""
