@@ -4,20 +4,21 @@ and beside a live run, measured in the same session.
 Starts ``cnnlab serve`` (``python -m cnnlab.cli serve MODEL``; the request
 builder and the load loop are ``benchmarks/load_serve.py``'s), then:
 
-1. the load test alone: ``-n`` predictions, ``-c`` in flight, feature maps on;
-2. a live training run opened as the page opens it (``GET /api/live/stream``,
-   read by a client thread that consumes the events, as the page's
-   EventSource does), with a recipe large enough to outlast the load;
-3. the same load test again while it trains; then the run is stopped by
-   closing the stream (as closing the page does).
+1. opens a live training run as the page does (``GET /api/live/stream``, read
+   by a client thread that consumes the events, as the page's EventSource
+   does), paused, with a recipe large enough to outlast the load;
+2. ``--rounds`` times: the load test (``-n`` predictions, ``-c`` in flight,
+   feature maps on) with the run paused, then again with it training
+   (``POST /api/live/control``), so that the machine's other load hits both
+   phases alike; then stops the run.
 
-Reports throughput and p50/p90/p99 for both phases, their ratio, and how many
-training steps the live run took during phase 3. Every answer is checked as
+Reports throughput and p50/p90/p99 per phase and round, the medians, their
+ratio, and how many training steps the live run took. Every answer is checked as
 in ``load_serve.py``; exits 1 on a wrong one.
 
 Usage::
 
-    python benchmarks/load_serve_live.py [-n 400] [-c 8] [--recipe "n=4000&epochs=5"]
+    python benchmarks/load_serve_live.py [-n 400] [-c 8] [--rounds 3] [--recipe "n=4000&epochs=5"]
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("-n", "--requests", type=int, default=400)
     p.add_argument("-c", "--concurrency", type=int, default=8)
-    p.add_argument("--recipe", default="n=4000&epochs=5&batch=32&every=5",
+    p.add_argument("--rounds", type=int, default=3, help="alone/live pairs (default 3)")
+    p.add_argument("--recipe", default="n=4000&epochs=5&batch=16&every=5",
                    help="the live run's query string (default: long enough to outlast the load)")
     args = p.parse_args(argv)
     from cnnlab.saving import load_model
@@ -109,24 +110,39 @@ def main(argv: list[str] | None = None) -> int:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         print(f"server: {shlex.join(cmd)}", flush=True)
         base = f"http://127.0.0.1:{port}"
-        results: dict[str, Any] = {}
+        results: dict[str, list[dict[str, float]]] = {}
+        steps: dict[str, list[int]] = {}
         failures: list[str] = []
         try:
+            import httpx
+
             load_serve.wait_ready(base, proc)
             asyncio.run(load_serve.run_load(base, work[: 2 * args.concurrency],
                                             args.concurrency))  # warm-up
-            lat, fail, wall = asyncio.run(load_serve.run_load(base, work, args.concurrency))
-            results["alone"] = stats(lat, wall, len(work))
-            failures += fail
-            live = LiveClient(base, args.recipe)
+            live = LiveClient(base, args.recipe + "&paused=1")
             live.start()
             live.started.wait(60)
-            time.sleep(1.0)  # the run is training
-            before = live.steps
-            lat, fail, wall = asyncio.run(load_serve.run_load(base, work, args.concurrency))
-            during = live.steps - before
-            results["live"] = stats(lat, wall, len(work))
-            failures += fail
+
+            def control(action: str) -> None:
+                r = httpx.post(f"{base}/api/live/control",
+                               json={"tab": "bench", "action": action}, timeout=30)
+                if r.status_code == 404:
+                    raise RuntimeError("the live run ended before the measurement did: "
+                                       "give a longer --recipe")
+                r.raise_for_status()
+
+            # alternate the phases, so that the other load on the machine hits both alike
+            for _ in range(args.rounds):
+                for phase in ("alone", "live"):
+                    control("resume" if phase == "live" else "pause")
+                    time.sleep(0.5)
+                    before = live.steps
+                    lat, fail, wall = asyncio.run(load_serve.run_load(base, work,
+                                                                      args.concurrency))
+                    results.setdefault(phase, []).append(stats(lat, wall, len(work)))
+                    steps.setdefault(phase, []).append(live.steps - before)
+                    failures += fail
+            control("stop")
             live.stop.set()
             live.join(timeout=30)
         finally:
@@ -137,13 +153,20 @@ def main(argv: list[str] | None = None) -> int:
                 proc.kill()
                 proc.wait()
     print(f"requests: {len(work)} per phase (with feature maps), concurrency "
-          f"{args.concurrency}, CPUs {os.cpu_count()}")
-    print(line("predict alone        ", results["alone"]))
-    print(line("predict + live run   ", results["live"]))
-    print(f"p99 ratio (live / alone): {results['live']['p99'] / results['alone']['p99']:.2f}; "
-          f"throughput ratio: {results['live']['rps'] / results['alone']['rps']:.2f}")
-    print(f"live run: {during} training steps during the loaded phase "
-          f"(recipe {args.recipe}; last loss {live.last_loss})"
+          f"{args.concurrency}, CPUs {os.cpu_count()}, {args.rounds} rounds of: alone, "
+          f"beside the live run (recipe {args.recipe}; paused while alone)")
+    for k in range(args.rounds):
+        a, b = results["alone"][k], results["live"][k]
+        print(line(f"round {k + 1} alone", a))
+        print(line(f"round {k + 1} live ", b) + f"  ({steps['live'][k]} training steps; "
+              f"p99 ratio {b['p99'] / a['p99']:.2f})")
+    med = {ph: {key: float(np.median([r[key] for r in rs])) for key in rs[0]}
+           for ph, rs in results.items()}
+    print(line("median alone", med["alone"]))
+    print(line("median live ", med["live"]))
+    print(f"median p99 ratio (live / alone): {med['live']['p99'] / med['alone']['p99']:.2f}; "
+          f"throughput ratio: {med['live']['rps'] / med['alone']['rps']:.2f}; training steps "
+          f"while alone (paused): {sum(steps['alone'])}"
           + (f"; stream error {live.error}" if live.error else ""))
     for f in failures[:10]:
         print("FAIL", f)

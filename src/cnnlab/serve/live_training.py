@@ -55,9 +55,9 @@ OPTIMIZERS = ("sgd", "adam")
 #: A run is stopped after this many seconds, paused time included.
 MAX_SECONDS = 600.0
 #: The largest share of the time a run spends computing: after a step that took t seconds
-#: it rests t * (1 / DUTY - 1), so the server's predictions keep at least half of the CPU
-#: (the numbers do not depend on it, only the pace).
-DUTY = 0.5
+#: it rests t * (1 / DUTY - 1) (three times as long), leaving most of the CPU to the
+#: server's predictions (the numbers do not depend on it, only the pace).
+DUTY = 0.25
 
 
 class Cancelled(Exception):
