@@ -426,3 +426,35 @@ def test_serve_warns_when_listening_on_every_interface(host, warned):
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert ("warning: listening on 0.0.0.0: other machines can reach" in err) == warned, err
+
+
+# ------------------------------------------------------------------ a small soak
+
+
+def test_small_soak_mixed_requests_all_answered_correctly(tmp_path, monkeypatch):
+    """benchmarks/soak_serve.py, small: 500 mixed requests at concurrency 16 against
+    ``cnnlab serve``'s own options; every answer as documented, memory bounded."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "soak_serve.py"
+    spec = importlib.util.spec_from_file_location("soak_serve", path)
+    soak = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "soak_serve", soak)  # dataclasses look it up
+    spec.loader.exec_module(soak)
+    model = small_cnn(seed=0)
+    model_file = model.save(tmp_path / "small.safetensors")
+    report = tmp_path / "soak.json"
+    status = soak.main(["-n", "500", "-c", "16", "--model", str(model_file),
+                        "--json", str(report)])
+    numbers = json_load(report)
+    assert numbers["failures"] == [], numbers["failures"][:5]
+    assert status == 0
+    assert numbers["rss_growth_mb"] < 50
+    kinds = {key.rsplit(" ", 1)[0] for key in numbers["outcomes"]}
+    assert kinds >= {"valid_image", "valid_pixels", *soak.MALFORMED}
+
+
+def json_load(path: Path) -> dict[str, Any]:
+    import json
+
+    return json.loads(path.read_text())
