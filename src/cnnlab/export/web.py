@@ -124,9 +124,7 @@ def _download(path: Path) -> None:
                 raise ChecksumError(
                     f"{ORT_WEB_URL}: the download's {got[:30]}... is not npm's "
                     f"{ORT_WEB_INTEGRITY[:30]}...; nothing was cached")
-    except (urllib.error.URLError, OSError, TimeoutError) as e:
-        if isinstance(e, ChecksumError):
-            raise
+    except (urllib.error.URLError, OSError, TimeoutError) as e:  # not ChecksumError
         raise DownloadError(
             f"cannot download onnxruntime-web {ORT_WEB_VERSION} from {ORT_WEB_URL} "
             f"({getattr(e, 'reason', e)}); offline? give a local copy with "
