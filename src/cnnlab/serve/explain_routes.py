@@ -319,6 +319,7 @@ def add_explain_routes(
     digit = spec.mode == "digit" and shape == (28, 28, 1)
     cache: dict[str, Any] = {}
     cache_lock = threading.Lock()
+    twin_lock = threading.Lock()  # the float64 twin's weights are perturbed in place
     sessions: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
     sessions_lock = threading.Lock()
     runs = LiveRuns(MAX_LIVE_RUNS)
@@ -380,7 +381,7 @@ def add_explain_routes(
         x = picture(req)
         m64 = twin()
         try:
-            with cache_lock:  # the twin's weights are perturbed in place
+            with twin_lock:
                 return finite_difference(m64, x, req.label, req.layer, req.param, req.index)
         except CnnlabError as e:
             raise _unprocessable(e) from None
