@@ -45,7 +45,9 @@ def _gpu_unavailable() -> str | None:
 
 
 REASON = _gpu_unavailable()
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(REASON is not None, reason=str(REASON))]
+if REASON is not None:  # one line in the report, not one per test
+    pytest.skip(REASON, allow_module_level=True)
+pytestmark = pytest.mark.gpu
 
 TOL = {np.float32: 1e-4, np.float64: 1e-10}
 
