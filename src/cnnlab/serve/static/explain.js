@@ -255,10 +255,10 @@
       el("button", { type: "button", id: "xp-g-reset", onclick: () => oneStep(true) }, "Reset copy")),
     gOut, gTerms, gStep);
 
-  document.addEventListener("cnnlab:rendered", () => {
-    const truth = document.getElementById("truth");
-    if (truth && !truth.hidden && truth.dataset.label) gLabel.value = truth.dataset.label;
-    else if (state.result) gLabel.value = String(state.result.prediction);
+  // the true label when the picture is a test image (its answer carries it), else the prediction
+  document.addEventListener("cnnlab:rendered", (e) => {
+    const r = e.detail.result;
+    gLabel.value = String(Number.isInteger(r.label) ? r.label : r.prediction);
   });
 
   async function showGrads() {
