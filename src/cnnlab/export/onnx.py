@@ -266,7 +266,7 @@ def _add_layer(g: _Graph, x: _State, layer: Any) -> None:
         if layer.beta is not None:
             b = b + layer.beta
         ndim = len(layer.input_shape) + 1
-        axis = layer._axis if layer._axis is not None else layer.axis % ndim
+        axis = layer.axis % ndim  # the normalised axis of (N, ...), as the layer resolves it
         if x.image:  # the axis of (N, H, W, C) in (N, C, H, W)
             axis = {1: 2, 2: 3, 3: 1}[axis]
         shape = [1] * ndim
