@@ -205,6 +205,7 @@ def test_click_a_pixel_and_read_the_math(browser, url, model):
 def test_step_the_live_training_twice_equals_fit(browser, url, app):
     query = "seed=4&n=64&batch=16&optimizer=sgd&lr=0.05&every=1"
     page = open_page(browser, f"{url}/?{query}")
+    ARTIFACTS.mkdir(exist_ok=True)
     page.click("#xp-live-step")
     page.wait_for_function("window.cnnlabExplain.live.losses.length === 1", timeout=30000)
     page.click("#xp-live-step")
@@ -224,6 +225,7 @@ def test_step_the_live_training_twice_equals_fit(browser, url, app):
     fit_model.fit(x, y, epochs=recipe.epochs, batch_size=recipe.batch, verbose=0,
                   callbacks=[Record()])
     assert streamed == seen[:2]  # bit for bit
+    page.locator("#xp-live").screenshot(path=str(ARTIFACTS / "explain-live.png"))
     assert len(app.state.live_runs) == 1
     page.close()  # the page goes away: the server stops the run
     deadline = time.monotonic() + 15

@@ -279,7 +279,6 @@
 
   function renderGrads(g) {
     const [kh, kw] = g.kernel_size, [sh, sw] = g.strides, co = g.channel, ci = g.in_channel;
-    const [t, l] = [g.pads[0][0], g.pads[1][0]];
     const chk = g.check;
     const size = 150;
     gOut.replaceChildren(
@@ -295,13 +294,12 @@
         figure(`dL/dF[:, :, ${ci}, ${co}] = correlate(X, dL/dZ) — click an entry`, grid(kh, kw, (a, b) => ({ v: g.dF[a][b] }), (a, b) => openDf(a, b))),
         figure(`dL/db[${co}] = Σ dL/dZ`, el("div", { class: "xp-num", id: "xp-g-db", text: fmt(g.db, 6) }))),
       el("p", { class: "xp-ref", id: "xp-g-check" },
-        `The float64 reference formulas against the library's backward pass (cnnlab.explain.backprop, ${"float32"}), whole layer: ` +
+        `The float64 reference formulas against the library's backward pass (cnnlab.explain.backprop, float32), whole layer: ` +
         `dL/dF max |difference| ${fmt(chk.dF.max_abs_difference, 3)} (of values up to ${fmt(chk.dF.max_abs_value, 3)}), ` +
         `dL/dX ${fmt(chk.dX.max_abs_difference, 3)} (up to ${fmt(chk.dX.max_abs_value, 3)})` +
         (chk.db ? `, dL/db ${fmt(chk.db.max_abs_difference, 3)}.` : ".")),
       el("p", { class: "hint" }, `dL/dF = correlate(X, dL/dZ): ${g.formulas.dF}. dL/dX: ${g.formulas.dX}.` +
         (sh * sw > 1 ? " With a stride, dL/dZ is first dilated (s − 1 zeros between its pixels)." : "")));
-    void t; void l;
   }
 
   function terms(title, rows, total, server, check) {
