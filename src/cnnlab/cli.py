@@ -386,8 +386,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote {path} (ONNX opset 17; input (batch, "
               f"{', '.join(map(str, model.input_shape))}) {args.input_dtype})")
     if args.web is not None:
-        from cnnlab.export.web import export_web
+        from cnnlab.export.web import ORT_WEB_VERSION, export_web, pinned_tarball_path
 
+        if args.onnxruntime_web is None and not pinned_tarball_path().is_file():
+            print(f"fetching onnxruntime-web {ORT_WEB_VERSION} from registry.npmjs.org "
+                  f"(33 MB, once; cached in {pinned_tarball_path().parent})", flush=True)
         folder = export_web(model, args.web, onnxruntime_web=args.onnxruntime_web)
         print(f"wrote {folder}/ (open index.html through any static file server, e.g. "
               f"python -m http.server -d {folder})")

@@ -133,9 +133,14 @@ def _download(path: Path) -> None:
         ) from None
 
 
+def pinned_tarball_path() -> Path:
+    """Where the pinned tarball is cached (it may not be there yet)."""
+    return cache_dir() / f"onnxruntime-web-{ORT_WEB_VERSION}.tgz"
+
+
 def pinned_tarball() -> Path:
     """The pinned onnxruntime-web tarball in the cache, downloaded first if missing."""
-    path = cache_dir() / f"onnxruntime-web-{ORT_WEB_VERSION}.tgz"
+    path = pinned_tarball_path()
     if path.is_file():
         if _integrity_ok(path):
             return path
@@ -268,4 +273,4 @@ def export_web(model: Any, folder: str | Path, *,
 
 
 __all__ = ["ORT_FILES", "ORT_WEB_INTEGRITY", "ORT_WEB_VERSION", "cache_dir", "export_web",
-           "onnxruntime_web_files", "page_spec", "pinned_tarball"]
+           "onnxruntime_web_files", "page_spec", "pinned_tarball", "pinned_tarball_path"]
