@@ -24,6 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cnnlab.datasets.npz import load_npz
@@ -152,6 +153,19 @@ def test_npz_member_that_is_not_an_npy_array_is_a_data_format_error(case, key):
         load_npz(REGRESSIONS / "fuzz_npz" / f"{case}.npz")
 
 
+def test_npz_label_that_is_no_class_index_is_refused_not_a_huge_class_list():
+    # Found by fuzz_npz (out of memory): a label of 1.5e16 without class_names made
+    # load_npz build the names '0'..'14918173765664769'.
+    with pytest.raises(DataFormatError, match="labels go up to 14918173765664769, which "
+                                              "would make"):
+        load_npz(REGRESSIONS / "fuzz_npz" / "huge-label.npz")
+    buf = io.BytesIO()
+    np.savez(buf, x=np.zeros((2, 3, 3), np.uint8), y=np.array([1, 2**63 + 5], np.uint64))
+    buf.seek(0)
+    with pytest.raises(DataFormatError, match="holds label 9223372036854775813 at index 1"):
+        load_npz(buf)
+
+
 def test_the_regression_inputs_still_parse_the_same_way_as_valid_seeds():
     # Guard against a fix that refuses everything: a valid seed of each kind still loads.
     seed = next(p for p in (FUZZ / "corpus" / "fuzz_spec").iterdir()
@@ -163,41 +177,68 @@ def test_the_regression_inputs_still_parse_the_same_way_as_valid_seeds():
 # ------------------------------------------------------------------- fuzzing runs
 
 
-def _run(harness: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    env.pop("CNNLAB_FUZZ_FINDINGS", None)  # test mode: a finding fails the run
-    return subprocess.run([sys.executable, str(FUZZ / f"{harness}.py"), *args], env=env,
-                          cwd=ROOT, capture_output=True, text=True, errors="replace",
-                          timeout=timeout)
+class _Run:
+    """One harness subprocess, started at once; ``result()`` waits for it."""
+
+    def __init__(self, harness: str, args: list[str], workdir: Path) -> None:
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        env.pop("CNNLAB_FUZZ_FINDINGS", None)  # test mode: a finding fails the run
+        self.workdir = workdir
+        self.log = open(workdir / "log.txt", "w+")  # noqa: SIM115 - closed in result()
+        self.proc = subprocess.Popen([sys.executable, str(FUZZ / f"{harness}.py"), *args],
+                                     env=env, cwd=ROOT, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+    def result(self, timeout: float = 300) -> tuple[int, str]:
+        rc = self.proc.wait(timeout=timeout)
+        self.log.seek(0)
+        out = self.log.read()
+        self.log.close()
+        return rc, out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, _Run]:
+    """Every short fuzzing run and every regression replay, started together: the
+    fuzzing time is wall-clock time, so running them side by side keeps the whole
+    file within its budget (about SECONDS plus the slowest start-up)."""
+    if importlib.util.find_spec("atheris") is None:
+        pytest.skip("atheris is not installed (the 'test' extra)")
+    started = {}
+    for harness in HARNESSES:
+        work = tmp_path_factory.mktemp(harness)
+        (work / "corpus").mkdir()
+        # A fixed seed: the same mutations every time (the time limit only cuts them short).
+        started[f"fuzz {harness}"] = _Run(harness, [
+            "-seed=18", f"-max_total_time={SECONDS}", "-timeout=20", "-rss_limit_mb=2048",
+            f"-artifact_prefix={work}/", "-print_final_stats=1", str(work / "corpus"),
+            str(FUZZ / "corpus" / harness)], work)
+    for folder in sorted(REGRESSIONS.iterdir()):
+        work = tmp_path_factory.mktemp(f"replay-{folder.name}")
+        inputs = sorted(str(p) for p in folder.iterdir())
+        started[f"replay {folder.name}"] = _Run(folder.name, inputs, work)
+    return started
 
 
 @pytest.mark.fuzz
 @needs_atheris
 @pytest.mark.parametrize("harness", HARNESSES)
-def test_short_fuzzing_run_finds_nothing(harness, tmp_path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    # A fixed seed: the same mutations every time (the time limit only cuts them short).
-    proc = _run(harness, "-seed=18", f"-max_total_time={SECONDS}", "-timeout=20",
-                "-rss_limit_mb=2048",
-                f"-artifact_prefix={tmp_path}/", "-print_final_stats=1", str(corpus),
-                str(FUZZ / "corpus" / harness))
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    runs = int(re.findall(r"stat::number_of_executed_units: (\d+)", out)[-1])
+def test_short_fuzzing_run_finds_nothing(harness, runs):
+    run = runs[f"fuzz {harness}"]
+    rc, out = run.result()
+    assert rc == 0, out[-4000:]
+    executions = int(re.findall(r"stat::number_of_executed_units: (\d+)", out)[-1])
     cov = max(int(c) for c in re.findall(r"cov: (\d+)", out))
     seeds = len(list((FUZZ / "corpus" / harness).iterdir()))
-    assert runs > seeds, f"only {runs} executions"
+    assert executions > seeds, f"only {executions} executions"
     assert cov > 0
-    assert not list(tmp_path.glob("crash-*")) and not list(tmp_path.glob("timeout-*"))
+    assert not list(run.workdir.glob("crash-*")) and not list(run.workdir.glob("timeout-*"))
 
 
 @pytest.mark.fuzz
 @needs_atheris
 @pytest.mark.parametrize("harness", sorted(p.name for p in REGRESSIONS.iterdir()))
-def test_harness_replays_its_regressions_cleanly(harness):
-    inputs = sorted(str(p) for p in (REGRESSIONS / harness).iterdir())
-    proc = _run(harness, *inputs)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
-    assert out.count("Executed ") == len(inputs)
+def test_harness_replays_its_regressions_cleanly(harness, runs):
+    rc, out = runs[f"replay {harness}"].result()
+    assert rc == 0, out[-4000:]
+    assert out.count("Executed ") == len(list((REGRESSIONS / harness).iterdir()))

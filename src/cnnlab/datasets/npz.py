@@ -50,6 +50,9 @@ from cnnlab.errors import DataFormatError
 
 __all__ = ["NPZ_KEYS", "load_npz"]
 
+#: The most classes an archive without ``class_names`` may imply by its largest label.
+MAX_CLASSES = 100_000
+
 #: The keys an archive may hold.
 NPZ_KEYS: tuple[str, ...] = ("x", "y", "class_names", "x_test", "y_test")
 
@@ -146,6 +149,10 @@ def _labels(y: np.ndarray, key: str, count: int, x_key: str, name: str) -> np.nd
     if y.size and int(y.min()) < 0:
         i = int(np.argmin(y))
         raise DataFormatError(f"{name}: {key!r} holds a negative label, {int(y[i])} at index {i}")
+    if y.size and int(y.max()) > np.iinfo(np.int64).max:  # uint64 would wrap negative
+        i = int(np.argmax(y))
+        raise DataFormatError(f"{name}: {key!r} holds label {int(y[i])} at index {i}: not a "
+                              "class index")
     return y.astype(np.int64)
 
 
@@ -248,6 +255,11 @@ def load_npz(path: str | os.PathLike[str] | IO[bytes]) -> DataSplits:
                     f"(0..{len(class_names) - 1})"
                 )
     else:
+        if top >= MAX_CLASSES:  # e.g. a hash or an id where a class index belongs
+            raise DataFormatError(
+                f"{name}: labels go up to {top}, which would make {top + 1} classes named "
+                f"'0'..'{top}' (at most {MAX_CLASSES}); labels are class indices 0..K-1"
+            )
         class_names = [str(i) for i in range(top + 1)]
     if len(class_names) < 2:
         raise DataFormatError(
