@@ -432,8 +432,8 @@ class _Mapped:
     weights: list[str] = field(default_factory=list)  # "<layer>/<weight>", Keras's order
 
 
-def _map_layer(layer: _KLayer, source: str) -> _Mapped | None:
-    """The cnnlab spec for one Keras layer; ``None`` for an identity (nothing to do)."""
+def _map_layer(layer: _KLayer, source: str) -> _Mapped:
+    """The cnnlab spec(s) for one Keras layer (Rescaling is :func:`_convert`'s job)."""
     c, cls, name = layer.config, layer.class_name, layer.name
     _dtype(layer, source)
     if cls in ("Conv2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
@@ -441,6 +441,8 @@ def _map_layer(layer: _KLayer, source: str) -> _Mapped | None:
         _channels_last(layer, source)
     spec: dict[str, Any]
     if cls in ("Conv2D", "Dense"):
+        _require(layer, "use_bias", lambda b: isinstance(b, bool), "use_bias True or False",
+                 source)
         use_bias = c.get("use_bias", True)
         spec = {"name": name}
         if cls == "Conv2D":
@@ -460,7 +462,7 @@ def _map_layer(layer: _KLayer, source: str) -> _Mapped | None:
         reg = _regularizer(c.get("kernel_regularizer"))
         if reg is not None:
             spec["kernel_regularizer"] = reg
-        names = ["kernel", "bias"] if use_bias is True else ["kernel"]
+        names = ["kernel", "bias"] if use_bias else ["kernel"]
         return _Mapped([{"class_name": cls, "config": spec}], [f"{name}/{n}" for n in names])
     if cls in ("MaxPooling2D", "AveragePooling2D"):
         strides = c.get("strides")
@@ -549,6 +551,9 @@ def _fold_rescaling(scale: float, offset: float, rescale: _KLayer, target: _Mapp
                            f"convolution {name!r} cannot be folded into it (cnnlab has no "
                            "Rescaling layer)")
     bias = tensors.get(f"{name}/bias")
+    if kernel.ndim < 2 or (bias is not None and bias.shape != kernel.shape[-1:]):
+        raise ModelFileError(f"{source}: layer {name!r}: kernel {kernel.shape} and bias "
+                             f"{None if bias is None else bias.shape} do not fit together")
     shift = offset * kernel.reshape(-1, kernel.shape[-1]).sum(axis=0)
     tensors[f"{name}/kernel"] = (kernel * scale).astype(np.float32)
     if bias is not None:
@@ -574,7 +579,6 @@ def _convert(layers: list[_KLayer], read_weights: Callable[[_KLayer, int], list[
                 pending = (layer, scale, offset)
             continue
         mapped = _map_layer(layer, source)
-        assert mapped is not None
         arrays = read_weights(layer, len(mapped.weights))
         tensors.update(zip(mapped.weights, arrays, strict=True))
         if pending is not None:
