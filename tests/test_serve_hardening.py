@@ -231,6 +231,15 @@ def test_a_silent_connection_and_an_idle_keep_alive_one_are_closed(server):
         assert idle.recv(1) == b""  # keep-alive, then idle: closed
 
 
+def test_an_oversized_unfinished_request_head_is_refused(server):
+    # h11 buffers at most MAX_HEAD_BYTES of a head that has not ended (uvicorn_options);
+    # the head never ends here, and the answer comes before the 1 s head timeout would.
+    answer = request(server["port"], b"GET /api/model HTTP/1.1\r\nHost: t\r\nX-Big: "
+                                     + b"a" * (4 * serve_cli.MAX_HEAD_BYTES))
+    assert status_of(answer) == 400, answer[:200]
+    still_answers(server["port"])
+
+
 def test_many_slow_clients_do_not_hold_the_server(server):
     port = server["port"]
     slow = []
