@@ -346,6 +346,31 @@ def test_kill_one_rank_then_resume_on_other_count(tmp_path: Path) -> None:
     assert max_diff(load(out), ref) < 1e-10
 
 
+def test_hung_rank_ends_the_job_after_the_timeout(tmp_path: Path) -> None:
+    """A rank that stops answering (SIGSTOP) without dying: with CNNLAB_MPI_TIMEOUT=3 the
+    rank waiting for it gives up after 3 s, naming itself and the collective, and the
+    launcher ends the job (without a timeout MPI would wait forever)."""
+    ckpt = tmp_path / "ckpt"
+    cmd = worker(2, tmp_path / "w.npz", "--ckpt", str(ckpt), "--sleep", "0.1", "--pid-dir",
+                 str(tmp_path), "--epochs", "20")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=mpi_env({"CNNLAB_MPI_TIMEOUT": "3"}), start_new_session=True,
+                            cwd=ROOT)
+    try:
+        _wait_for(ckpt / "checkpoint.safetensors", 60)
+        os.kill(int((tmp_path / "rank1.pid").read_text()), signal.SIGSTOP)
+        t0 = time.monotonic()
+        _, err = proc.communicate(timeout=30)
+        assert time.monotonic() - t0 < 30
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        _kill_leftovers(proc.pid)
+    assert proc.returncode != 0
+    assert "rank 0 of 2: no answer from the other ranks for 3 s in" in err, err
+
+
 def test_cli_workers_end_to_end(tmp_path: Path) -> None:
     """`cnnlab train --workers 2`; a rank killed mid-epoch is named and the job ends in
     < 30 s; `--resume --workers 3` finishes the run; rank 0 alone prints and writes."""

@@ -84,6 +84,8 @@ LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_RANK
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 
 
+#: Seconds a rank may wait in one collective before it gives up (:class:`MPIGroup`).
+TIMEOUT_VARIABLE = "CNNLAB_MPI_TIMEOUT"
 #: Set by :func:`launch`: a folder where each rank writes ``<pid>.rank`` (its rank).
 PID_DIR_VARIABLE = "CNNLAB_MPI_PID_DIR"
 
@@ -135,18 +137,27 @@ def _comm_world() -> Any:
     return MPI.COMM_WORLD
 
 
-def world(deterministic: bool = False) -> MPIGroup | None:
+def world(deterministic: bool = False, timeout: float | None = None) -> MPIGroup | None:
     """The MPI group of this process, or None when there is nothing to distribute.
 
     None when the process was not started by an MPI launcher (mpi4py is then
-    never imported) or was started as the only process.
+    never imported) or was started as the only process. ``timeout`` (default:
+    the ``CNNLAB_MPI_TIMEOUT`` environment variable, else none): see
+    :class:`MPIGroup`.
     """
     if not launched_by_mpi() or launcher_size() == 1:
         return None
+    if timeout is None and os.environ.get(TIMEOUT_VARIABLE):
+        try:
+            timeout = float(os.environ[TIMEOUT_VARIABLE])
+        except ValueError:
+            raise InvalidArgumentError(
+                f"{TIMEOUT_VARIABLE} must be a number of seconds, got "
+                f"{os.environ[TIMEOUT_VARIABLE]!r}") from None
     comm = _comm_world()
     if comm.Get_size() == 1:
         return None
-    return MPIGroup(comm, deterministic=deterministic)
+    return MPIGroup(comm, deterministic=deterministic, timeout=timeout)
 
 
 class _ShardedGenerator:
@@ -183,21 +194,62 @@ class MPIGroup(DataParallel):
     Attributes: ``comm`` (the mpi4py communicator), ``rank``, ``size``,
     ``deterministic``; ``reduce_seconds`` and ``reductions`` count the time in
     and the number of gradient reductions (for benchmarks).
+
+    ``timeout`` (seconds): a rank that waits longer than this in one collective
+    (the others hung, or the network failed; a rank that *dies* is already
+    caught by the launcher) prints an error naming itself and the collective
+    and exits, and the launcher then ends the others. It must exceed the
+    longest a rank can wait for the others: data loading, a checkpoint, an
+    evaluation. None (the default) waits forever, as MPI does.
     """
 
-    def __init__(self, comm: Any, deterministic: bool = False) -> None:
+    def __init__(self, comm: Any, deterministic: bool = False,
+                 timeout: float | None = None) -> None:
         self.comm = comm
         self.rank = int(comm.Get_rank())
         self.size = int(comm.Get_size())
         self.deterministic = bool(deterministic)
         self.reduce_seconds = 0.0
         self.reductions = 0
+        self.timeout = timeout
+        self._waiting: tuple[str, float] | None = None  # (collective, since), for the watchdog
+        if timeout is not None:
+            if not timeout > 0:
+                raise InvalidArgumentError(f"the MPI timeout must be > 0 seconds, got {timeout}")
+            import threading
+
+            threading.Thread(target=self._watchdog, name="cnnlab-mpi-watchdog",
+                             daemon=True).start()
         pid_dir = os.environ.get(PID_DIR_VARIABLE)
         if pid_dir:  # cnnlab train --workers: the launcher names a killed rank by its pid
             with contextlib.suppress(OSError):
                 (Path(pid_dir) / f"{os.getpid()}.rank").write_text(str(self.rank))
 
     # ------------------------------------------------------------ collectives
+    @contextlib.contextmanager
+    def _collective(self, name: str) -> Iterator[None]:
+        """Mark this rank as waiting in collective ``name`` (for the watchdog)."""
+        self._waiting = (name, time.monotonic())
+        try:
+            yield
+        finally:
+            self._waiting = None
+
+    def _watchdog(self) -> None:
+        """Exit this rank when a collective outlasts ``timeout`` (the launcher ends the rest).
+
+        Runs in its own thread and makes no MPI call (the main thread may be inside one).
+        """
+        assert self.timeout is not None
+        while True:
+            time.sleep(min(1.0, self.timeout / 4))
+            waiting = self._waiting
+            if waiting is not None and time.monotonic() - waiting[1] > self.timeout:
+                print(f"cnnlab: error: rank {self.rank} of {self.size}: no answer from the "
+                      f"other ranks for {self.timeout:g} s in {waiting[0]} (a rank hung or "
+                      "the network failed); stopping", file=sys.stderr, flush=True)
+                os._exit(3)
+
     def allreduce_sum(self, buf: np.ndarray) -> np.ndarray:
         """``sum over ranks`` of the 1-D ``buf``, in place; in rank order if deterministic."""
         from mpi4py import MPI
@@ -205,18 +257,21 @@ class MPIGroup(DataParallel):
         t0 = time.perf_counter()
         if self.deterministic:
             gathered = np.empty((self.size, buf.size), dtype=buf.dtype)
-            self.comm.Allgather(buf, gathered)
+            with self._collective("an all-gather of the gradients"):
+                self.comm.Allgather(buf, gathered)
             buf[...] = gathered[0]
             for r in range(1, self.size):  # rank order: the same sum on every run
                 buf += gathered[r]
         else:
-            self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+            with self._collective("an all-reduce of the gradients"):
+                self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         self.reduce_seconds += time.perf_counter() - t0
         self.reductions += 1
         return buf
 
     def barrier(self) -> None:
-        self.comm.Barrier()
+        with self._collective("a barrier"):
+            self.comm.Barrier()
 
     def __call__(self, grads: list[Any]) -> None:
         """Average ``grads`` over the ranks, in place (one fused buffer)."""
@@ -236,7 +291,8 @@ class MPIGroup(DataParallel):
             payload = {"config": model.get_config(), "weights": model.get_weights(),
                        "optimizer": model.optimizer.get_state(),
                        "rng": model.rng.bit_generator.state, "state": state}
-        payload = self.comm.bcast(payload, root=0)
+        with self._collective("the broadcast of rank 0's state"):
+            payload = self.comm.bcast(payload, root=0)
         if self.rank == 0:
             return state
         if payload["config"] != model.get_config():
@@ -309,7 +365,8 @@ class MPIGroup(DataParallel):
         return float(sums[0] / n), float(sums[1] / n)
 
     def check_consistent(self, model: Any, epoch: int) -> None:
-        sums = self.comm.allgather(weights_checksum(model))
+        with self._collective("the weights' checksum"):
+            sums = self.comm.allgather(weights_checksum(model))
         differ = [r for r, c in enumerate(sums) if c != sums[0]]
         if differ:
             raise RankDivergenceError(
