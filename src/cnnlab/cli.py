@@ -107,6 +107,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train; under an MPI launcher, as one rank of a data-parallel run (rank 0 reports
     and writes); with ``--workers N``, launch ``mpiexec -n N`` on this machine."""
     from cnnlab.distributed import launch, launched_by_mpi, world
+    from cnnlab.training import TrainingInterrupted
 
     if not launched_by_mpi():
         if args.workers > 1:
@@ -118,7 +119,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if group.rank != 0:
         args.quiet, args.no_figures = True, True
     with group.abort_on_error():
-        return _train(args, group)
+        try:
+            return _train(args, group)
+        except TrainingInterrupted:  # a Ctrl-C all ranks agreed on: rank 0 says so, once
+            if group.rank == 0:
+                raise
+            return 130
 
 
 def _train(args: argparse.Namespace, group: Any) -> int:
