@@ -257,13 +257,13 @@ class MPIGroup(DataParallel):
         t0 = time.perf_counter()
         if self.deterministic:
             gathered = np.empty((self.size, buf.size), dtype=buf.dtype)
-            with self._collective("an all-gather of the gradients"):
+            with self._collective("an all-gather (gradients or metrics)"):
                 self.comm.Allgather(buf, gathered)
             buf[...] = gathered[0]
             for r in range(1, self.size):  # rank order: the same sum on every run
                 buf += gathered[r]
         else:
-            with self._collective("an all-reduce of the gradients"):
+            with self._collective("an all-reduce (gradients or metrics)"):
                 self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
         self.reduce_seconds += time.perf_counter() - t0
         self.reductions += 1
