@@ -120,6 +120,12 @@ def exact_transform_matrices(m: int) -> tuple[list[list[Fraction]], ...]:
     return at, g, bt
 
 
+#: Index of the interpolation point 1 in :data:`POINTS`: ``A^T``'s column
+#: there is all ones (``1^i``), so position ``(ONES, ONES)`` of the Winograd
+#: domain maps to a constant over the output tile (used for the bias).
+ONES = POINTS.index(Fraction(1))
+
+
 @cache
 def transform_matrices(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(A^T, G, B^T)`` for F(m, 3) as float64 arrays (read-only)."""
@@ -225,11 +231,22 @@ def gather_tiles(xpad: Any, m: int, th: int, tw: int, out: Any) -> Any:
 
 
 def scatter_tiles(dd: Any, m: int, out: Any) -> Any:
-    """Adjoint of :func:`gather_tiles`: add ``dd`` ``(a, a, N, th, tw, C)`` over the
-    overlapping tiles into ``out`` (N, Hp, Wp, C), which must hold zeros."""
-    a, _, _, th, tw, _ = dd.shape
+    """Adjoint of :func:`gather_tiles`: ``out`` (N, Hp, Wp, C) receives the sum of
+    ``dd`` ``(a, a, N, th, tw, C)`` over the overlapping tiles (its contents are
+    overwritten).
+
+    The tiles' first ``m x m`` pixels cover the map without overlap: they are
+    written with one copy; the other ``a^2 - m^2`` positions are then added
+    (in the same order as adding all ``a^2`` positions to zeros: the same sums).
+    """
+    a, _, n, th, tw, c = dd.shape
+    hc, wc = m * th, m * tw
+    out[:, hc:] = 0
+    out[:, :hc, wc:] = 0
+    core = out[:, :hc, :wc].reshape(n, th, m, tw, m, c)  # splits axes: a view
+    core[...] = dd[:m, :m].transpose(2, 3, 0, 4, 1, 5)
     for i in range(a):
-        for j in range(a):
+        for j in range(m if i < m else 0, a):
             out[:, i : i + m * (th - 1) + 1 : m, j : j + m * (tw - 1) + 1 : m] += dd[i, j]
     return out
 
@@ -255,17 +272,19 @@ def forward_tiles(xpad: Any, u: Any, bias: Any | None, relu: bool, m: int,
              work("tmp", (a, a, nt * ci)))
     mm = work("co", (a * a, nt, co))
     xp.matmul(v, u, out=mm)  # (a^2, tiles, Co): one GEMM per Winograd position
+    if bias is not None:
+        # A^T's column for the point 1 is all ones, so b at that position of
+        # M adds b to every pixel of the tile: 1/a^2 of a pass instead of one
+        mm[ONES * a + ONES] += bias
     y = work("y", (m, m, nc, th, tw, co))
     sandwich(at, mm.reshape(a, a, nt * co), y.reshape(m, m, nt * co),
              work("tmp", (m, a, nt * co)))
     o = out.reshape(nc, th, m, tw, m, co)
     y = y.transpose(2, 3, 0, 4, 1, 5)
-    if bias is not None:
-        xp.add(y, bias, out=o)
+    if relu:  # untile and ReLU in one pass
+        xp.maximum(y, 0, out=o)
     else:
         xp.copyto(o, y)
-    if relu:
-        xp.maximum(o, 0, out=o)
 
 
 def backward_tiles(grad_out: Any, relu_output: Any | None, v: Any, ut: Any, m: int,
@@ -293,21 +312,21 @@ def backward_tiles(grad_out: Any, relu_output: Any | None, v: Any, ut: Any, m: i
     else:
         mask = relu_output.reshape(nc, th, m, tw, m, co).transpose(2, 4, 0, 1, 3, 5)
         xp.multiply(src, mask > 0, out=dy)
-    db += dy.reshape(-1, co).sum(axis=0)
     dm = work("co", (a * a, nt, co))
     sandwich(at.T, dy.reshape(m, m, nt * co), dm.reshape(a, a, nt * co),
              work("tmp", (a, m, nt * co)))
-    # sum over tiles of V^T dM, one 2-D product per position: a stacked
-    # matmul with a transposed operand does not reach BLAS in NumPy
-    for p in range(a * a):
-        xp.matmul(v[p].T, dm[p], out=du[p])
+    # dM at the point 1's position is the sum of the tile's dY (A's row there is
+    # all ones): the bias gradient from 1/m^2 of the data
+    db += dm[ONES * a + ONES].sum(axis=0)
+    # sum over tiles of V^T dM: NumPy hands each position's transposed
+    # operand to BLAS as a transposed GEMM (no copy)
+    xp.matmul(v.transpose(0, 2, 1), dm, out=du)
     if dx is not None:
         dv = work("ci", (a * a, nt, ci))
         xp.matmul(dm, ut, out=dv)  # (a^2, tiles, Ci)
         dd = work("d", (a, a, nc, th, tw, ci))
         sandwich(bt.T, dv.reshape(a, a, nt * ci), dd.reshape(a, a, nt * ci),
                  work("tmp", (a, a, nt * ci)))
-        dx.fill(0)
         scatter_tiles(dd, m, dx)
 
 

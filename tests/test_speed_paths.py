@@ -1,0 +1,103 @@
+"""The speed paths of issue 19 against the slides' reference formulas.
+
+Each fused or reordered step is checked against the literal computation it
+replaces: the convolution sums of :mod:`cnnlab.ops.conv`'s reference functions
+(float64, so any algebraic slip shows), and plain loops for the tile scatter.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from cnnlab.ops import conv as conv_ops
+from cnnlab.ops import winograd
+from cnnlab.ops.padding import resolve_padding
+
+
+def _conv_case(n: int, h: int, w: int, ci: int, co: int, padding: str, seed: int = 0,
+               dtype: type = np.float64) -> tuple:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, w, ci)).astype(dtype)
+    k = (rng.standard_normal((3, 3, ci, co)) / np.sqrt(9 * ci)).astype(dtype)
+    b = rng.standard_normal(co).astype(dtype)
+    return x, k, b, resolve_padding(padding, (3, 3), (1, 1), (h, w)), rng
+
+
+@pytest.mark.parametrize("m", winograd.TILE_SIZES)
+def test_point_one_maps_to_a_constant_tile(m: int) -> None:
+    """The bias goes into the Winograd domain at the point 1: exact, for every tile size.
+
+    ``A^T e_ONES`` is all ones, so ``A^T (b e_ONES e_ONES^T) A = b`` on the whole tile,
+    and ``(A dY A^T)[ONES, ONES] = sum(dY)`` (the bias gradient)."""
+    at, _, _ = winograd.exact_transform_matrices(m)
+    assert [row[winograd.ONES] for row in at] == [Fraction(1)] * m
+    f_at = winograd.transform_matrices(m)[0]
+    e = np.zeros(m + 2)
+    e[winograd.ONES] = 1.0
+    np.testing.assert_array_equal(f_at @ np.outer(e, e) @ f_at.T, np.ones((m, m)))
+
+
+@pytest.mark.parametrize("m", winograd.TILE_SIZES)
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("cfg", [
+    (2, 7, 9, 3, 4, "valid"),  # partial tiles for most m
+    (3, 9, 8, 5, 6, "same"),
+])
+def test_bias_in_winograd_domain_matches_reference(cfg: tuple, relu: bool, m: int) -> None:
+    """Forward with the bias added at the point 1 (and ReLU fused into the untile copy)
+    against ``max(correlate(pad(X), F) + b, 0)``; backward's bias gradient, read from
+    the Winograd domain, against ``sum dL/dO``."""
+    x, k, b, pads, rng = _conv_case(*cfg)
+    out, cache = winograd.conv3x3_forward(x, k, b, pads, relu=relu, m=m)
+    ref = conv_ops.conv2d_forward_reference(x, k, b, (1, 1), pads)
+    if relu:
+        ref = np.maximum(ref, 0)
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-10)
+    g = rng.standard_normal(out.shape)
+    dx, dk, db = winograd.conv3x3_backward(g, cache, x.shape, pads,
+                                           relu_output=out if relu else None)
+    dout = g * (out > 0) if relu else g
+    np.testing.assert_allclose(db, dout.sum(axis=(0, 1, 2)), rtol=1e-10, atol=1e-10)
+    want_dx = conv_ops.conv2d_backward_input_reference(dout, k, x.shape[1:3], (1, 1), pads)
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-10, atol=1e-10)
+    want_dk = conv_ops.conv2d_backward_filter_reference(x, dout, (3, 3), (1, 1), pads)
+    np.testing.assert_allclose(dk, want_dk, rtol=1e-10, atol=1e-10)
+
+
+def _scatter_literal(dd: np.ndarray, m: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Every tile added at its place, one pixel at a time."""
+    a, _, n, th, tw, c = dd.shape
+    out = np.zeros(shape)
+    for ti in range(th):
+        for tj in range(tw):
+            for i in range(a):
+                for j in range(a):
+                    out[:, ti * m + i, tj * m + j] += dd[i, j, :, ti, tj]
+    return out
+
+
+@pytest.mark.parametrize("m", winograd.TILE_SIZES)
+@pytest.mark.parametrize("tiles", [(1, 1), (2, 3), (3, 1)])
+def test_scatter_overwrites_with_the_tile_sums(m: int, tiles: tuple[int, int]) -> None:
+    """:func:`scatter_tiles` writes the overlap sums over whatever ``out`` held, and
+    adds in the order of adding every position to zeros (so the float32 sums are
+    the same as the literal loop's, bit for bit)."""
+    th, tw = tiles
+    a = m + 2
+    rng = np.random.default_rng(m)
+    dd = rng.standard_normal((a, a, 2, th, tw, 3))
+    shape = (2, m * th + 2, m * tw + 2, 3)
+    out = np.full(shape, np.nan)
+    got = winograd.scatter_tiles(dd, m, out)
+    assert got is out
+    np.testing.assert_allclose(got, _scatter_literal(dd, m, shape), rtol=1e-13, atol=1e-13)
+    d32 = dd.astype(np.float32)
+    zeros = np.zeros(shape, np.float32)
+    for i in range(a):  # the previous implementation: every position added to zeros
+        for j in range(a):
+            zeros[:, i : i + m * (th - 1) + 1 : m, j : j + m * (tw - 1) + 1 : m] += d32[i, j]
+    np.testing.assert_array_equal(winograd.scatter_tiles(d32, m, np.empty(shape, np.float32)),
+                                  zeros)
