@@ -419,7 +419,9 @@ def conv3x3_backward(
             relu_output = None
         grad_out = xp.pad(grad_out, ((0, 0), (0, m * th - ho), (0, m * tw - wo), (0, 0)))
     _, g, _ = _mats(m, dtype, xp)
-    ut = xp.ascontiguousarray(cache.u.transpose(0, 2, 1))
+    # a transposed view: each position's product reaches BLAS as a transposed
+    # GEMM, as fast as from a contiguous copy, which would cost a pass over U
+    ut = cache.u.transpose(0, 2, 1)
     hp, wp = cache.padded_hw
     dxp = xp.empty((n, hp, wp, ci), dtype=dtype) if need_input_grad else None
     plan = cache.plan or schedule.plan_batch(xp, n, t, a * a)
