@@ -101,3 +101,52 @@ def test_scatter_overwrites_with_the_tile_sums(m: int, tiles: tuple[int, int]) -
             zeros[:, i : i + m * (th - 1) + 1 : m, j : j + m * (tw - 1) + 1 : m] += d32[i, j]
     np.testing.assert_array_equal(winograd.scatter_tiles(d32, m, np.empty(shape, np.float32)),
                                   zeros)
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+@pytest.mark.parametrize("cfg", [
+    (3, 28, 28, 1, 16, (2, 2), (1, 1), ((0, 1), (0, 1))),  # the seed model's first layer
+    (2, 9, 8, 3, 5, (3, 3), (2, 2), ((1, 1), (1, 1))),
+])
+def test_im2col_bias_column_matches_reference(cfg: tuple, use_bias: bool) -> None:
+    """im2col with the bias as a last row of the weights (rows end with a 1), and the
+    bias gradient from the same GEMM (or a GEMV without a bias), against the slides'
+    formulas in float64."""
+    n, h, w, ci, co, k_hw, s, pads = cfg
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((n, h, w, ci))
+    k = rng.standard_normal((*k_hw, ci, co))
+    b = rng.standard_normal(co) if use_bias else None
+    out, cols = conv_ops.conv2d_forward_im2col(x, k, b, s, pads)
+    kk = k_hw[0] * k_hw[1] * ci
+    assert cols.shape[1] == kk + int(use_bias)
+    if use_bias:
+        np.testing.assert_array_equal(cols[:, kk], 1.0)
+    np.testing.assert_allclose(out, conv_ops.conv2d_forward_reference(x, k, b, s, pads),
+                               rtol=1e-12, atol=1e-12)
+    g = rng.standard_normal(out.shape)
+    dx, dk, db = conv_ops.conv2d_backward_im2col(g, cols, k, x.shape, s, pads)
+    np.testing.assert_allclose(db, g.sum(axis=(0, 1, 2)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        dk, conv_ops.conv2d_backward_filter_reference(x, g, k_hw, s, pads), rtol=1e-12,
+        atol=1e-12)
+    np.testing.assert_allclose(
+        dx, conv_ops.conv2d_backward_input_reference(g, k, x.shape[1:3], s, pads), rtol=1e-12,
+        atol=1e-12)
+
+
+def test_im2col_float32_bias_gradient_is_accurate() -> None:
+    """The bias gradient of the first layer sums 128 x 28 x 28 float32 values per
+    channel: by BLAS (blocked dot products) it stays within 2e-6 of the float64 sum,
+    relative to its largest entry (column sums in order drifted to about 1e-5)."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((128, 28, 28, 1)).astype(np.float32)
+    k = rng.standard_normal((2, 2, 1, 16)).astype(np.float32)
+    b = rng.standard_normal(16).astype(np.float32)
+    pads = ((0, 1), (0, 1))
+    out, cols = conv_ops.conv2d_forward_im2col(x, k, b, (1, 1), pads)
+    g = (rng.standard_normal(out.shape) + 0.3).astype(np.float32)
+    _, _, db = conv_ops.conv2d_backward_im2col(g, cols, k, x.shape, (1, 1), pads, False)
+    want = g.astype(np.float64).sum(axis=(0, 1, 2))
+    assert db.dtype == np.float32
+    assert np.abs(db - want).max() / np.abs(want).max() < 2e-6

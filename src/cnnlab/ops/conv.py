@@ -128,11 +128,14 @@ def conv2d_backward_input_reference(
 # ----------------------------------------------------------------------------- fast path
 
 
-def im2col(x_padded: Any, kernel_hw: tuple[int, int], strides: tuple[int, int]) -> Any:
+def im2col(x_padded: Any, kernel_hw: tuple[int, int], strides: tuple[int, int],
+           ones: bool = False) -> Any:
     """All receptive fields as rows: ``(N * Ho * Wo, kh * kw * C)``, one contiguous copy.
 
     Row ``(n, i, j)`` holds ``Xp[n, i*s:i*s+kh, j*s:j*s+kw, :]`` in (a, b, c) order,
-    matching ``kernel.reshape(kh * kw * C, C_out)``.
+    matching ``kernel.reshape(kh * kw * C, C_out)``. With ``ones``, each row ends
+    with an extra 1 (``(N * Ho * Wo, kh * kw * C + 1)``): the bias's column, so
+    that one GEMM adds the bias (forward) and sums the output gradient (backward).
     """
     xp = array_module(x_padded)
     kh, kw = kernel_hw
@@ -140,9 +143,13 @@ def im2col(x_padded: Any, kernel_hw: tuple[int, int], strides: tuple[int, int]) 
     n, _, _, c = x_padded.shape
     win = sliding_window_view(x_padded, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
     ho, wo = win.shape[1], win.shape[2]
-    cols = xp.empty((n, ho, wo, kh, kw, c), dtype=x_padded.dtype)
-    cols[...] = win.transpose(0, 1, 2, 4, 5, 3)
-    return cols.reshape(n * ho * wo, kh * kw * c)
+    k = kh * kw * c
+    cols = xp.empty((n * ho * wo, k + int(ones)), dtype=x_padded.dtype)
+    body = cols[:, :k].reshape(n, ho, wo, kh, kw, c)  # splits axes: a view
+    body[...] = win.transpose(0, 1, 2, 4, 5, 3)
+    if ones:
+        cols[:, k] = 1
+    return cols
 
 
 def col2im(
@@ -173,15 +180,20 @@ def conv2d_forward_im2col(
 ) -> tuple[Any, Any]:
     """im2col forward: ``O = im2col(Xp) @ F.reshape(kh*kw*C_in, C_out) + b``.
 
-    Returns ``(output, cols)``; ``cols`` is what :func:`conv2d_backward_im2col` needs.
+    With a bias, the rows carry a last column of ones and the bias is the
+    matrix's last row: ``O = [im2col(Xp), 1] @ [F; b]``, one GEMM and no
+    separate pass over ``O``. Returns ``(output, cols)``; ``cols`` is what
+    :func:`conv2d_backward_im2col` needs.
     """
+    xp = array_module(x, kernel)
     kh, kw, ci, co = kernel.shape
     xpad = pad2d(x, pads)
     ho, wo = output_hw(x.shape[1:3], (kh, kw), strides, pads, "kernel")
-    cols = im2col(xpad, (kh, kw), strides)
-    out = cols @ kernel.reshape(kh * kw * ci, co)
+    cols = im2col(xpad, (kh, kw), strides, ones=bias is not None)
+    weights = kernel.reshape(kh * kw * ci, co)
     if bias is not None:
-        out += bias
+        weights = xp.concatenate([weights, bias.reshape(1, co).astype(weights.dtype)])
+    out = cols @ weights
     return out.reshape(x.shape[0], ho, wo, co), cols
 
 
@@ -199,12 +211,21 @@ def conv2d_backward_im2col(
     ``dF = cols^T @ dO`` is the correlation of the input with the output
     gradient; ``dX`` scatters ``dO @ F^T`` back over the receptive fields,
     which is the full convolution with the rotated filter, summed tap by tap.
+    ``db = sum dO`` is the last row of the same product when ``cols`` ends with
+    the ones column (a forward with a bias); otherwise ``1^T dO`` (a GEMV: much
+    faster than NumPy's column sums over a tall, narrow matrix).
     """
+    xp = array_module(grad_out)
     kh, kw, ci, co = kernel.shape
+    k = kh * kw * ci
     n, ho, wo, _ = grad_out.shape
     g2 = grad_out.reshape(n * ho * wo, co)
-    dkernel = (cols.T @ g2).reshape(kh, kw, ci, co)
-    dbias = g2.sum(axis=0)
+    dk = cols.T @ g2
+    dkernel = dk[:k].reshape(kh, kw, ci, co)
+    if cols.shape[1] > k:
+        dbias = dk[k]
+    else:
+        dbias = xp.ones(n * ho * wo, dtype=g2.dtype) @ g2
     if not need_input_grad:
         return None, dkernel, dbias
     dcols = g2 @ kernel.reshape(kh * kw * ci, co).T
