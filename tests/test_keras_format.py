@@ -30,6 +30,7 @@ if keras.backend.backend() != "torch":  # pragma: no cover
 from keras import layers as kl  # noqa: E402
 
 import cnnlab  # noqa: E402
+from cnnlab import keras_format  # noqa: E402
 from cnnlab.cli import main  # noqa: E402
 from cnnlab.errors import ModelFileError  # noqa: E402
 from cnnlab.keras_format import keras_config, read_keras_file, save_keras  # noqa: E402
@@ -49,6 +50,21 @@ from cnnlab.layers import (  # noqa: E402
 from cnnlab.model import Sequential  # noqa: E402
 
 TOL = 1e-5
+
+
+@pytest.fixture(autouse=True)
+def _in_process(monkeypatch):
+    """Most tests read Keras files in this process: the isolated child runs the same code
+    (:func:`cnnlab.keras_format._read_in_process`) and costs about a second each. Tests
+    that take the ``isolated`` fixture go through the capped child process."""
+    monkeypatch.setattr(keras_format, "_CAN_ISOLATE", False)
+
+
+@pytest.fixture
+def isolated(monkeypatch):
+    monkeypatch.setattr(keras_format, "_CAN_ISOLATE", os.name == "posix")
+    if os.name != "posix":  # pragma: no cover
+        pytest.skip("the isolated reader needs POSIX resource limits")
 # AVG_SAME: the average pooling with "same" padding below pads symmetrically:
 # Keras's PyTorch backend pads an asymmetric "same" window by replicating the
 # border pixels and averages them in, while Keras's other backends (TensorFlow,
@@ -138,7 +154,7 @@ def _keras_predict(model, x):
 
 # --------------------------------------------------------------------------- Keras -> cnnlab
 @pytest.mark.parametrize("ext", [".keras", ".h5"])
-def test_the_slides_model_saved_by_keras_predicts_the_same_in_cnnlab(tmp_path, ext):
+def test_the_slides_model_saved_by_keras_predicts_the_same_in_cnnlab(tmp_path, ext, isolated):
     model = _keras_seed_model()
     path = tmp_path / f"seed{ext}"
     model.save(path)
@@ -605,10 +621,44 @@ def test_corrupted_bytes_load_or_raise_model_file_error(small_keras, tmp_path):
     assert "refused" in outcomes  # the mutations did reach the parsers
 
 
-def test_missing_h5py_names_the_extra(small_keras, monkeypatch):
+def test_an_hdf5_file_that_makes_the_parser_allocate_without_bound_is_contained(
+        tmp_path, isolated, monkeypatch):
+    """One byte of a 20 kB model.weights.h5 (found by mutation fuzzing) makes libhdf5
+    allocate until memory runs out; the isolated reader's child hits its cap instead."""
+    model = Sequential([Conv2D(2, 3, activation="relu"), BatchNormalization(), MaxPooling2D(2),
+                        Flatten(), Dense(3)], input_shape=(6, 6, 1), seed=0)
+    path = save_keras(model, tmp_path / "base.keras")
+    with zipfile.ZipFile(path) as zf:
+        h5 = bytearray(zf.read("model.weights.h5"))
+    if len(h5) != 19596 or h5[736] != 1:
+        pytest.skip("this h5py writes another HDF5 layout than the one the byte was found in")
+    h5[736] = 24
+    bad = _rezip(path, tmp_path / "bomb.keras", {"model.weights.h5": bytes(h5)})
+    monkeypatch.setattr(keras_format, "ISOLATED_MEMORY_BYTES", 256 << 20)
+    with pytest.raises(ModelFileError, match="memory") as e:
+        cnnlab.load_model(bad)
+    assert str(bad) in str(e.value)
+
+
+def test_the_isolated_reader_reports_what_the_file_holds(small_keras, tmp_path, isolated):
+    spec = {"module": "keras.layers", "class_name": "LSTM",
+            "config": {"name": "lstm", "units": 4}, "registered_name": None}
+    bad = _with_layer(small_keras, tmp_path, spec)
+    with pytest.raises(ModelFileError) as e:
+        cnnlab.load_model(bad)
+    assert str(e.value).startswith(f"{bad}: layer 'lstm' (LSTM) has no cnnlab equivalent")
+    model = _cnnlab_every_layer()
+    back = cnnlab.load_model(model.save(tmp_path / "m.keras"))
+    x = _x(model.input_shape)
+    np.testing.assert_array_equal(back.predict(x), model.predict(x))
+    assert back.class_names == model.class_names
+
+
+@pytest.mark.parametrize("isolate", [False, True])
+def test_missing_h5py_names_the_extra(small_keras, monkeypatch, isolate):
     monkeypatch.setitem(sys.modules, "h5py", None)
     with pytest.raises(ModelFileError, match=r"pip install cnnlab\[keras\]"):
-        read_keras_file(small_keras[0])
+        read_keras_file(small_keras[0], isolate=isolate)
 
 
 # --------------------------------------------------------------------------- the CLI

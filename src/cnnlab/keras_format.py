@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import zipfile
 import zlib
@@ -886,21 +887,38 @@ def _read_legacy_h5(path: Path, source: str) -> KerasFile:
     )
 
 
-def read_keras_file(path: str | Path) -> KerasFile:
+def read_keras_file(path: str | Path, *, isolate: bool | None = None) -> KerasFile:
     """Read a Keras model file (``.keras``, or legacy ``.h5`` / ``.hdf5``) as cnnlab data.
 
     The format comes from the file's first bytes (a zip, or HDF5), the
     extension only names what was expected.
 
+    Args:
+        isolate: parse the file in a child process whose memory is capped
+            (:data:`ISOLATED_MEMORY_BYTES` plus 4x the file's size) and time
+            limited (:data:`ISOLATED_TIMEOUT_S`). The HDF5 library is C code, and a
+            malformed file can make it allocate without bound (a one-byte change
+            to a 20 kB file took it past 2 GB); the child dies, not the caller.
+            Default: on where the platform can cap a process (Linux, macOS).
+
     Raises:
         ModelFileError: naming the file and the problem: not a zip / HDF5 file, an
             unsafe or oversized member, a layer cnnlab has no equivalent for, a
-            missing or misshapen weight.
+            missing or misshapen weight, a parser that ran out of its memory.
     """
     path = Path(path)
     source = str(path)
     if not path.is_file():
         raise ModelFileError(f"{source}: no such model file")
+    if isolate is None:
+        isolate = _CAN_ISOLATE
+    if isolate:
+        _h5py()  # a missing h5py is named here, not in the child
+        return _read_isolated(path, source)
+    return _read_in_process(path, source)
+
+
+def _read_in_process(path: Path, source: str) -> KerasFile:
     with open(path, "rb") as f:
         head = f.read(8)
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
@@ -908,6 +926,105 @@ def read_keras_file(path: str | Path) -> KerasFile:
     if head.startswith(b"PK") or path.suffix.lower() == ".keras":
         return _read_keras_zip(path, source)
     return _read_legacy_h5(path, source)
+
+
+# --------------------------------------------------------------------------- isolation
+#: Memory cap of the child process that parses a Keras file, on top of 4x the file's size
+#: (the interpreter with NumPy and h5py needs about 150 MB of address space).
+ISOLATED_MEMORY_BYTES = 512 << 20
+#: Seconds the child may take (a malformed HDF5 file could also make the parser loop).
+ISOLATED_TIMEOUT_S = 600.0
+_CAN_ISOLATE = os.name == "posix"
+_CHILD_CODE = ("import sys; from cnnlab.keras_format import _isolated_main; "
+               "_isolated_main(sys.argv[1], sys.argv[2])")
+
+
+def _read_isolated(path: Path, source: str) -> KerasFile:
+    """:func:`_read_in_process` in a child process with capped memory and time; the
+    result comes back as safetensors bytes (tensors + the rest as JSON metadata)."""
+    import resource
+    import subprocess
+    import sys
+
+    size = path.stat().st_size
+    if zipfile.is_zipfile(path):  # a deflated member inflates: count what it declares
+        try:
+            with zipfile.ZipFile(path) as zf:
+                size = max(size, sum(i.file_size for i in zf.infolist()))
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+            pass  # the child names the problem
+    cap = ISOLATED_MEMORY_BYTES + 4 * min(size, MAX_WEIGHTS_BYTES + 2 * MAX_JSON_BYTES)
+    src = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
+                   [src, *filter(None, [os.environ.get("PYTHONPATH")])]))
+
+    def limit() -> None:  # pragma: no cover (runs in the child, where prlimit is missing)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    use_prlimit = hasattr(resource, "prlimit")
+    proc = subprocess.Popen(
+        [sys.executable, "-P", "-c", _CHILD_CODE, str(path), source],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        preexec_fn=None if use_prlimit else limit)
+    try:
+        if use_prlimit:
+            resource.prlimit(proc.pid, resource.RLIMIT_AS, (cap, cap))
+        out, err = proc.communicate(timeout=ISOLATED_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise ModelFileError(f"{source}: reading it took over {ISOLATED_TIMEOUT_S:.0f} s; "
+                             "a malformed file?") from None
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    if proc.returncode != 0:
+        lines = err.decode("utf-8", "replace").strip().splitlines()
+        last = lines[-1] if lines else f"exit status {proc.returncode}"
+        if proc.returncode < 0 or "MemoryError" in last:
+            raise ModelFileError(
+                f"{source}: the file's parser died ({last}) within its {cap:,}-byte memory "
+                "cap: a malformed or hostile HDF5/zip file")
+        raise ModelFileError(f"{source}: the isolated reader failed: {last}")
+    return _decode_isolated(out, source)
+
+
+def _isolated_main(path: str, source: str) -> None:
+    """The child's side of :func:`_read_isolated`: read, and write the result to stdout."""
+    import sys
+
+    from safetensors.numpy import save
+
+    try:
+        read = _read_in_process(Path(path), source)
+    except ModelFileError as e:
+        sys.stdout.buffer.write(save({}, metadata={"error": str(e)}))
+        return
+    result = {"architecture": read.architecture, "class_names": read.class_names,
+              "preprocessing": read.preprocessing, "keras_version": read.keras_version,
+              "training_config": read.training_config}
+    tensors = {k: np.ascontiguousarray(v) for k, v in read.tensors.items()}
+    sys.stdout.buffer.write(save(tensors, metadata={"result": json.dumps(result)}))
+
+
+def _decode_isolated(data: bytes, source: str) -> KerasFile:
+    from safetensors.numpy import load
+
+    try:
+        header_len = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
+        if "error" in meta:
+            raise ModelFileError(meta["error"])
+        result = json.loads(meta["result"])
+        tensors = load(data)
+    except ModelFileError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ModelFileError(f"{source}: the isolated reader's answer is unreadable ({e})"
+                             ) from None
+    return KerasFile(tensors=tensors, **result)
 
 
 # --------------------------------------------------------------------------- writing
