@@ -1,4 +1,4 @@
-"""The ``cnnlab`` command: train, evaluate, summary, predict, visualize, serve.
+"""The ``cnnlab`` command: train, evaluate, summary, predict, visualize, serve, export, convert.
 
 A user's mistake (a missing file, a corrupt model, a bad argument) prints one
 line, ``cnnlab: error: ...``, and exits with status 2; no traceback.
