@@ -166,6 +166,17 @@ def test_npz_label_that_is_no_class_index_is_refused_not_a_huge_class_list():
         load_npz(buf)
 
 
+@pytest.mark.parametrize("case, message", [
+    ("huge-input-shape", r"input_shape \(2822+, 28, 1\) is [\d,]+ values per example"),
+    ("huge-padding", r"layer 0 'zero_padding2d' \(ZeroPadding2D\) outputs \(1000+\d*, 9, 1\)"),
+])
+def test_spec_with_absurd_sizes_is_refused_before_it_runs(tmp_path, case, message):
+    # Found by the campaign (fuzz_spec): an input of 2.8e70 rows, a padding of 1e91
+    # rows: the spec built and NumPy failed later ("Maximum allowed dimension exceeded").
+    with pytest.raises(SpecError, match=message):
+        model_from_json(load_spec(REGRESSIONS / "fuzz_spec" / f"{case}.json"))
+
+
 def test_the_regression_inputs_still_parse_the_same_way_as_valid_seeds():
     # Guard against a fix that refuses everything: a valid seed of each kind still loads.
     seed = next(p for p in (FUZZ / "corpus" / "fuzz_spec").iterdir()

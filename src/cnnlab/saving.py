@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,11 @@ from cnnlab.serialization import (
 )
 
 __all__ = ["load_model", "load_spec", "model_from_config", "model_from_json", "save_model"]
+
+#: The most values one example may have, at the input or at any layer's output, in a
+#: model spec or file: a spec asking for more (an input of 2**40 pixels, a padding of
+#: 2**40 rows) is refused before anything runs, instead of failing in NumPy.
+MAX_EXAMPLE_VALUES = 1 << 28
 
 
 def _class_names(names: Any, count: int, source: str) -> list[str]:
@@ -125,12 +131,23 @@ def model_from_config(config: Any, source: str = "model spec", *,
     if not isinstance(shape, list | tuple) or not all(
             isinstance(d, int) and not isinstance(d, bool) for d in shape):
         raise SpecError(f"{source}: input_shape must be a list of ints, got {shape!r}")
+    values = math.prod(shape)
+    if values > MAX_EXAMPLE_VALUES:
+        raise SpecError(f"{source}: input_shape {tuple(shape)} is {values:,} values per "
+                        f"example, more than {MAX_EXAMPLE_VALUES:,} "
+                        "(cnnlab.saving.MAX_EXAMPLE_VALUES)")
     layers = [_layer(i, spec, source) for i, spec in enumerate(specs)]
     name = config.get("name", "sequential")
     try:
         model = Sequential(layers, input_shape=tuple(shape), name=str(name), seed=seed)
     except CnnlabError as e:
         raise SpecError(f"{source}: {e}") from None
+    for i, layer in enumerate(model.layers):  # e.g. a ZeroPadding2D of 2**40 rows
+        out = tuple(int(d) for d in layer.output_shape)
+        if math.prod(out) > MAX_EXAMPLE_VALUES:
+            raise SpecError(f"{source}: layer {i} '{layer.name}' ({layer.kind}) outputs {out} "
+                            f"= {math.prod(out):,} values per example, more than "
+                            f"{MAX_EXAMPLE_VALUES:,} (cnnlab.saving.MAX_EXAMPLE_VALUES)")
     if num_classes is not None and model.num_classes != num_classes:
         last = model.layers[-1]
         raise SpecError(
