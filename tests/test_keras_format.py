@@ -640,6 +640,22 @@ def test_an_hdf5_file_that_makes_the_parser_allocate_without_bound_is_contained(
     assert str(bad) in str(e.value)
 
 
+@pytest.mark.parametrize("child, fragment", [
+    ("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", "killed by signal 11"),
+    ("raise MemoryError", "ran out of its"),
+    ("import time; time.sleep(30)", "took over 1 s"),
+    ("raise SystemExit(3)", "isolated reader failed"),
+])
+def test_a_child_that_crashes_hangs_or_runs_out_of_memory_is_a_model_file_error(
+        small_keras, isolated, monkeypatch, child, fragment):
+    """What the parent makes of a child that dies the ways a parser bug would make it die."""
+    monkeypatch.setattr(keras_format, "_CHILD_CODE", child)
+    monkeypatch.setattr(keras_format, "ISOLATED_TIMEOUT_S", 1.0)
+    with pytest.raises(ModelFileError, match=fragment) as e:
+        read_keras_file(small_keras[0])
+    assert str(e.value).startswith(str(small_keras[0]))
+
+
 def test_the_isolated_reader_reports_what_the_file_holds(small_keras, tmp_path, isolated):
     spec = {"module": "keras.layers", "class_name": "LSTM",
             "config": {"name": "lstm", "units": 4}, "registered_name": None}

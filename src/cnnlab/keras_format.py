@@ -983,10 +983,13 @@ def _read_isolated(path: Path, source: str) -> KerasFile:
     if proc.returncode != 0:
         lines = err.decode("utf-8", "replace").strip().splitlines()
         last = lines[-1] if lines else f"exit status {proc.returncode}"
-        if proc.returncode < 0 or "MemoryError" in last:
-            raise ModelFileError(
-                f"{source}: the file's parser died ({last}) within its {cap:,}-byte memory "
-                "cap: a malformed or hostile HDF5/zip file")
+        if proc.returncode < 0:
+            raise ModelFileError(f"{source}: the file's parser was killed by signal "
+                                 f"{-proc.returncode} (memory cap {cap:,} bytes): a malformed "
+                                 "or hostile HDF5/zip file")
+        if "MemoryError" in last:
+            raise ModelFileError(f"{source}: the file's parser ran out of its {cap:,}-byte "
+                                 "memory cap: a malformed or hostile HDF5/zip file")
         raise ModelFileError(f"{source}: the isolated reader failed: {last}")
     return _decode_isolated(out, source)
 
