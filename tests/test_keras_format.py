@@ -50,6 +50,9 @@ from cnnlab.layers import (  # noqa: E402
 from cnnlab.model import Sequential  # noqa: E402
 
 TOL = 1e-5
+#: Keras 3.15's PyTorch backend converts tensors with np.array(x) (NumPy 2 deprecation).
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
 
 
 @pytest.fixture(autouse=True)
