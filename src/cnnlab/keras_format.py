@@ -30,7 +30,10 @@ read in memory, never extracted; member names that could climb out of a
 folder are refused, and a member's declared size is checked against caps and
 against its stored size (a decompression bomb) before a byte is inflated. In
 HDF5, links to other files, external and virtual datasets are refused, and a
-dataset is read only if its size is plausible for what the file stores.
+dataset is read only if its size is plausible for what the file stores. And as
+the HDF5 library (C) can be driven by a malformed file to allocate without
+bound, :func:`read_keras_file` parses in a child process with capped memory
+and time (on POSIX; ``isolate=False`` reads in-process).
 
 >>> import tempfile, pathlib, numpy as np
 >>> from cnnlab.zoo import small_cnn
