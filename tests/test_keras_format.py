@@ -701,6 +701,18 @@ def test_cli_convert_round_trips(tmp_path, capsys):
                                atol=TOL, rtol=0)
 
 
+def test_cli_convert_keeps_the_training_config(tmp_path):
+    model = cnnlab.small_cnn(seed=0)
+    model.compile(optimizer=cnnlab.RMSprop(3e-3))
+    model.save(tmp_path / "a.safetensors", {"epochs": 7, "batch_size": 64})
+    assert main(["convert", str(tmp_path / "a.safetensors"), str(tmp_path / "b.keras")]) == 0
+    assert main(["convert", str(tmp_path / "b.keras"), str(tmp_path / "c.safetensors")]) == 0
+    back = cnnlab.load_model(tmp_path / "c.safetensors")
+    assert back.training_config["epochs"] == 7 and back.training_config["batch_size"] == 64
+    assert back.optimizer.get_config() == model.optimizer.get_config()
+
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["bad.keras", "out.keras"], "not a readable .keras file"),
     (["missing.keras", "out.safetensors"], "no such model file"),

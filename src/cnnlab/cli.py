@@ -359,7 +359,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if dst.exists() and src.exists() and dst.resolve() == src.resolve():
         raise InvalidArgumentError(f"{dst}: OUT is IN; write the conversion to another file")
     model = load_model(src)
-    model.save(dst)  # .keras: a Keras 3 file; .safetensors: cnnlab's
+    # .keras: a Keras 3 file; .safetensors: cnnlab's; the training config travels along
+    model.save(dst, getattr(model, "training_config", None) or None)
     print(f"{src} -> {dst}: {len(model.layers)} layers, {model.count_params():,} parameters")
     return 0
 
