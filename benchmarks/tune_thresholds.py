@@ -23,6 +23,9 @@ which choice the current threshold makes, with ``*`` where that is the slower.
   14x14xC_in -> 128, batch 128, forward+backward and forward only.
 * ``conv.WINOGRAD_MIN_PIXELS`` (batch x Ho x Wo): both seed 3x3 layers,
   batch 1 to 24, inference forward (``keep=False``, filters transformed once).
+* ``conv.WINOGRAD_WIDE_MIN_PIXELS`` (batch x Ho x Wo, for layers with at least
+  ``conv.WINOGRAD_WIDE_CHANNELS`` input channels): 12x12x128 -> 256 (the seed
+  model's conv2d_2) and 8x8x256 -> 256, batch 1 to 8, inference forward.
 * ``schedule.PARALLEL_MIN_TILES`` (batch x tiles per image; unsplit below,
   the batch split over the worker threads at or above): Winograd inference
   forward of both seed 3x3 layers, batch 2 to 128.
@@ -313,6 +316,30 @@ def sweep_pixels(t: Timer, d: Data, quick: bool) -> str:
     return line("WINOGRAD_MIN_PIXELS", conv.WINOGRAD_MIN_PIXELS, "; ".join(verdicts))
 
 
+#: Wide 3x3 layers (C_in >= conv.WINOGRAD_WIDE_CHANNELS) for the "wide" sweep:
+#: the seed model's conv2d_2 and a 256 -> 256 layer on 8x8 maps (a VGG-style block).
+WIDE_CONVS = (("conv2d_2, 12x12x128 -> 256", 12, 128, 256), ("8x8x256 -> 256", 8, 256, 256))
+
+
+def sweep_wide(t: Timer, d: Data, quick: bool) -> str:
+    batches = (1, 2, 4, 8) if quick else (1, 2, 3, 4, 5, 6, 8)
+    names = ("im2col", "winograd")
+    verdicts = []
+    for label, hw, ci, co in WIDE_CONVS:
+        ta, tb = [], []
+        for n in batches:
+            x, k, b, _ = d.conv(n, hw, ci, co)
+            a, w = t.compare([conv_infer(x, k, b, impl) for impl in names])
+            ta.append(a)
+            tb.append(w)
+        px = [n * (hw - 2) ** 2 for n in batches]
+        pair_table(f"WINOGRAD_WIDE_MIN_PIXELS: {label}, inference forward",
+                   [f"batch {n} = {p} px" for n, p in zip(batches, px, strict=True)],
+                   names, ta, tb, [picks_winograd(n, hw, ci, co) for n in batches])
+        verdicts.append(f"{crossover(px, ta, tb, names)} [{label.split(',')[0]}]")
+    return line("WINOGRAD_WIDE_MIN_PIXELS", conv.WINOGRAD_WIDE_MIN_PIXELS, "; ".join(verdicts))
+
+
 def sweep_tiles(t: Timer, d: Data, quick: bool) -> str:
     if parallel.WORKERS < 2:
         return line("PARALLEL_MIN_TILES", schedule.PARALLEL_MIN_TILES,
@@ -515,6 +542,7 @@ def line(name: str, current: Any, verdict: str, kind: str = "crossover") -> str:
 SWEEPS: dict[str, Callable[[Timer, Data, bool], str]] = {
     "channels": sweep_channels,
     "pixels": sweep_pixels,
+    "wide": sweep_wide,
     "tiles": sweep_tiles,
     "batch": sweep_batch,
     "pool": sweep_pool,

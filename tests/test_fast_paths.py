@@ -81,6 +81,10 @@ def test_winograd_only_where_valid(cfg: tuple) -> None:
 
 def test_winograd_small_batches_use_im2col() -> None:
     assert conv_ops.choose_algorithm((3, 3, 128, 256), (1, 1), out_pixels=100) == "im2col"
+    # narrow layers need WINOGRAD_MIN_PIXELS, wide ones WINOGRAD_WIDE_MIN_PIXELS
+    assert conv_ops.choose_algorithm((3, 3, 16, 128), (1, 1), out_pixels=300) == "im2col"
+    assert conv_ops.choose_algorithm((3, 3, 128, 256), (1, 1), out_pixels=300) == "winograd"
+    assert conv_ops.choose_algorithm((3, 3, 16, 128), (1, 1), out_pixels=600) == "winograd"
 
 
 def _close_f64(want: np.ndarray) -> dict:

@@ -247,6 +247,18 @@ WINOGRAD_MIN_CHANNELS = 8
 #: costs more than the multiplications they save (``benchmarks/tune_thresholds.py``).
 WINOGRAD_MIN_PIXELS = 512
 
+#: Wide layers (at least ``WINOGRAD_WIDE_CHANNELS`` input channels) take Winograd
+#: from ``WINOGRAD_WIDE_MIN_PIXELS`` output pixels instead of
+#: ``WINOGRAD_MIN_PIXELS``: their products saved outweigh reading the transformed
+#: filters at smaller batches. Measured on a 2-core x86-64 machine (inference,
+#: BLAS's own threads, best of 300 interleaved calls): 128 -> 256 channels on
+#: 12x12 maps (the seed model's conv2d_2), Winograd against im2col 0.78x at batch 3
+#: (300 pixels), 0.73x at batch 4, im2col faster at batch 2 (1.09x); 256 -> 256 on
+#: 8x8 maps, 0.87x at batch 8 (288 pixels), im2col faster at batch 6 (216 pixels,
+#: 1.24x). ``benchmarks/tune_thresholds.py --only wide`` re-measures it.
+WINOGRAD_WIDE_CHANNELS = 128
+WINOGRAD_WIDE_MIN_PIXELS = 256
+
 #: The implementations :func:`conv2d_forward` dispatches to; ``"auto"`` picks
 #: im2col or Winograd with :func:`choose_algorithm`.
 IMPLS = ("auto", "reference", "im2col", "winograd")
@@ -255,11 +267,18 @@ IMPLS = ("auto", "reference", "im2col", "winograd")
 def choose_algorithm(
     kernel_shape: tuple[int, ...], strides: tuple[int, int], out_pixels: int | None = None
 ) -> str:
-    """``"winograd"`` for 3x3 stride-1 kernels with enough work, else ``"im2col"``."""
+    """``"winograd"`` for 3x3 stride-1 kernels with enough work, else ``"im2col"``.
+
+    Enough work: at least ``WINOGRAD_MIN_CHANNELS`` input channels and
+    ``WINOGRAD_MIN_PIXELS`` output pixels (batch x Ho x Wo), or
+    ``WINOGRAD_WIDE_MIN_PIXELS`` for a layer with ``WINOGRAD_WIDE_CHANNELS``
+    input channels or more.
+    """
     kh, kw, ci, _ = kernel_shape
     if not winograd.winograd_applicable((kh, kw), strides) or ci < WINOGRAD_MIN_CHANNELS:
         return "im2col"
-    if out_pixels is not None and out_pixels < WINOGRAD_MIN_PIXELS:
+    min_pixels = WINOGRAD_WIDE_MIN_PIXELS if ci >= WINOGRAD_WIDE_CHANNELS else WINOGRAD_MIN_PIXELS
+    if out_pixels is not None and out_pixels < min_pixels:
         return "im2col"
     return "winograd"
 
