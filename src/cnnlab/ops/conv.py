@@ -180,20 +180,27 @@ def conv2d_forward_im2col(
 ) -> tuple[Any, Any]:
     """im2col forward: ``O = im2col(Xp) @ F.reshape(kh*kw*C_in, C_out) + b``.
 
-    With a bias, the rows carry a last column of ones and the bias is the
-    matrix's last row: ``O = [im2col(Xp), 1] @ [F; b]``, one GEMM and no
-    separate pass over ``O``. Returns ``(output, cols)``; ``cols`` is what
+    With a bias, and more output rows than weight rows, the rows carry a last
+    column of ones and the bias is the matrix's last row:
+    ``O = [im2col(Xp), 1] @ [F; b]``, one GEMM and no separate pass over ``O``
+    (with fewer, as at batch-1 inference of a wide layer, copying the kernel
+    into the longer matrix would cost more than adding the bias to ``O``).
+    Returns ``(output, cols)``; ``cols`` is what
     :func:`conv2d_backward_im2col` needs.
     """
     xp = array_module(x, kernel)
     kh, kw, ci, co = kernel.shape
     xpad = pad2d(x, pads)
     ho, wo = output_hw(x.shape[1:3], (kh, kw), strides, pads, "kernel")
-    cols = im2col(xpad, (kh, kw), strides, ones=bias is not None)
-    weights = kernel.reshape(kh * kw * ci, co)
-    if bias is not None:
+    k = kh * kw * ci
+    fold = bias is not None and x.shape[0] * ho * wo > k
+    cols = im2col(xpad, (kh, kw), strides, ones=fold)
+    weights = kernel.reshape(k, co)
+    if fold:
         weights = xp.concatenate([weights, bias.reshape(1, co).astype(weights.dtype)])
     out = cols @ weights
+    if bias is not None and not fold:
+        out += bias
     return out.reshape(x.shape[0], ho, wo, co), cols
 
 
