@@ -32,6 +32,10 @@ which choice the current threshold makes, with ``*`` where that is the slower.
 * ``parallel.BATCH_PARALLEL_MIN`` (batch; BLAS's own threads below,
   single-threaded BLAS and batch-split ops at or above): the whole seed model,
   ``predict`` and ``train_on_batch``.
+* ``parallel.PARALLEL_MIN_MACS`` and ``parallel.PARALLEL_MIN_BATCH_MACS`` (the
+  products of Dense and the im2col layers split over the workers inside a batch
+  scope, or not): the whole seed model, ``train_on_batch`` and ``predict``, split
+  against one thread (a ratio, no crossover).
 * ``pooling.PARALLEL_MIN_ELEMENTS`` (input elements; unsplit below, split
   at or above): 2x2 max pooling of both seed pooling inputs, forward+backward
   and forward only.
@@ -405,6 +409,45 @@ def sweep_batch(t: Timer, d: Data, quick: bool) -> str:
     return line("BATCH_PARALLEL_MIN", parallel.BATCH_PARALLEL_MIN, "; ".join(verdicts))
 
 
+def sweep_split(t: Timer, d: Data, quick: bool) -> str:
+    """The image/product splits of the otherwise single-threaded layers (first
+    convolution by im2col, Dense) on or off, whole seed model."""
+    if parallel.WORKERS < 2:
+        return line("PARALLEL_MIN_MACS / PARALLEL_MIN_BATCH_MACS", parallel.PARALLEL_MIN_MACS,
+                    f"not measured: {parallel.WORKERS} worker thread")
+    model = cnnlab.seed_model(seed=0)
+    model.compile(optimizer=cnnlab.Adam(learning_rate=1e-3),
+                  loss="sparse_categorical_crossentropy")
+    names = ("one thread", "split")
+    labels, ta, tb = [], [], []
+    cases = ((("train", 128), ("infer", 1000)) if quick else
+             (("train", 32), ("train", 128), ("infer", 64), ("infer", 1000)))
+
+    def off(fn: Fn) -> Fn:
+        return with_global(parallel, "PARALLEL_MIN_MACS", NEVER,
+                           with_global(parallel, "PARALLEL_MIN_BATCH_MACS", NEVER, fn))
+
+    for mode, n in cases:
+        x = d.array((n, 28, 28, 1)) + np.float32(0.5)
+        y = (np.arange(n) % 10).astype(np.int64)
+        if mode == "infer":
+            def fn(x: np.ndarray = x, n: int = n) -> None:
+                model.predict(x, batch_size=n)
+        else:
+            def fn(x: np.ndarray = x, y: np.ndarray = y) -> None:
+                model.train_on_batch(x, y)
+        a, b = t.compare([off(fn), fn], settle=True)
+        labels.append(f"{mode} batch {n}")
+        ta.append(a)
+        tb.append(b)
+    pair_table("PARALLEL_MIN_MACS / PARALLEL_MIN_BATCH_MACS: Dense products and the im2col "
+               "layer split over the workers in a batch scope, whole seed model", labels,
+               names, ta, tb, [True] * len(labels))
+    verdict = ", ".join(f"{lab}: {b / a:.2f}x" for lab, a, b in zip(labels, ta, tb, strict=True))
+    return line("PARALLEL_MIN_MACS / PARALLEL_MIN_BATCH_MACS", parallel.PARALLEL_MIN_MACS,
+                f"split/one thread {verdict}", kind="ratio")
+
+
 def sweep_pool(t: Timer, d: Data, quick: bool) -> str:
     if parallel.WORKERS < 2:
         return line("PARALLEL_MIN_ELEMENTS", pooling.PARALLEL_MIN_ELEMENTS,
@@ -546,6 +589,7 @@ SWEEPS: dict[str, Callable[[Timer, Data, bool], str]] = {
     "tiles": sweep_tiles,
     "batch": sweep_batch,
     "pool": sweep_pool,
+    "split": sweep_split,
     "chunk": sweep_chunk,
     "tile": sweep_tile,
 }

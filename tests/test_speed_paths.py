@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from cnnlab.ops import conv as conv_ops
-from cnnlab.ops import winograd
-from cnnlab.ops.padding import resolve_padding
+from cnnlab.ops import parallel, winograd
+from cnnlab.ops.padding import output_hw, resolve_padding
 
 
 def _conv_case(n: int, h: int, w: int, ci: int, co: int, padding: str, seed: int = 0,
@@ -41,16 +41,20 @@ def test_point_one_maps_to_a_constant_tile(m: int) -> None:
 
 
 @pytest.mark.parametrize("m", winograd.TILE_SIZES)
-@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("relu,use_bias", [(False, True), (True, True), (True, False),
+                                           (False, False)])
 @pytest.mark.parametrize("cfg", [
     (2, 7, 9, 3, 4, "valid"),  # partial tiles for most m
     (3, 9, 8, 5, 6, "same"),
 ])
-def test_bias_in_winograd_domain_matches_reference(cfg: tuple, relu: bool, m: int) -> None:
+def test_bias_in_winograd_domain_matches_reference(cfg: tuple, relu: bool, use_bias: bool,
+                                                   m: int) -> None:
     """Forward with the bias added at the point 1 (and ReLU fused into the untile copy)
     against ``max(correlate(pad(X), F) + b, 0)``; backward's bias gradient, read from
     the Winograd domain, against ``sum dL/dO``."""
     x, k, b, pads, rng = _conv_case(*cfg)
+    if not use_bias:
+        b = None
     out, cache = winograd.conv3x3_forward(x, k, b, pads, relu=relu, m=m)
     ref = conv_ops.conv2d_forward_reference(x, k, b, (1, 1), pads)
     if relu:
@@ -152,3 +156,99 @@ def test_im2col_float32_bias_gradient_is_accurate() -> None:
     want = g.astype(np.float64).sum(axis=(0, 1, 2))
     assert db.dtype == np.float32
     assert np.abs(db - want).max() / np.abs(want).max() < 2e-6
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("cfg", [
+    (7, 28, 28, 1, 16, (2, 2), (1, 1), ((0, 1), (0, 1)), True),  # the seed model's first layer
+    (5, 9, 8, 3, 5, (3, 3), (2, 2), ((1, 1), (1, 1)), False),  # no bias, input gradient
+])
+def test_im2col_split_over_workers_matches_reference(cfg: tuple, relu: bool,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a batch scope the images are split over the workers (here forced to 3
+    groups of an odd batch): the same sums as the slides' formulas, and the same
+    results (to rounding) as one group."""
+    n, h, w, ci, co, k_hw, s, pads, use_bias = cfg
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, h, w, ci))
+    k = rng.standard_normal((*k_hw, ci, co))
+    b = rng.standard_normal(co) if use_bias else None
+    g = rng.standard_normal((n, *output_hw((h, w), k_hw, s, pads, "kernel"), co))
+
+    def run() -> tuple:
+        out, cache = conv_ops.conv2d_forward(x, k, b, s, pads, impl="im2col", relu=relu)
+        return (out, *conv_ops.conv2d_backward(g, cache))
+
+    one = run()
+    monkeypatch.setattr(parallel, "WORKERS", 3)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_BATCH_MACS", 0)
+    with parallel.single_threaded_blas():
+        assert len(parallel.image_groups(np, n, 1)) == 3
+        split = run()
+    ref = conv_ops.conv2d_forward_reference(x, k, b, s, pads)
+    dout = g
+    if relu:
+        ref = np.maximum(ref, 0)
+        dout = g * (ref > 0)
+    want = (ref,
+            conv_ops.conv2d_backward_input_reference(dout, k, (h, w), s, pads),
+            conv_ops.conv2d_backward_filter_reference(x, dout, k_hw, s, pads),
+            dout.sum(axis=(0, 1, 2)))
+    for got1, got3, expect in zip(one, split, want, strict=True):
+        np.testing.assert_allclose(got3, expect, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got3, got1, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(50, 7, 9), (2, 6, 11)])  # rows split; columns split
+def test_parallel_matmul_matches_the_product(shape: tuple[int, int, int],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """:func:`parallel.matmul` cut over (forced) 3 workers in a batch scope: every
+    output element is the same dot product as in ``a @ b``."""
+    m, k, n = shape
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    monkeypatch.setattr(parallel, "WORKERS", 3)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_MACS", 0)
+    assert np.array_equal(parallel.matmul(a, b), a @ b)  # outside a scope: plain
+    with parallel.single_threaded_blas():
+        got = parallel.matmul(a, b)
+        got_t = parallel.matmul(a.T.copy().T, b)  # a transposed (Fortran-order) operand
+    np.testing.assert_allclose(got, np.einsum("ik,kj->ij", a, b), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got_t, got, rtol=1e-12, atol=1e-12)
+
+
+def test_dense_split_over_workers_matches_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dense forward and backward with the products split over the workers, against
+    ``relu(x W + b)``, ``dW = x^T dZ``, ``db = sum dZ``, ``dX = dZ W^T`` in float64."""
+    from cnnlab.layers import Dense
+
+    rng = np.random.default_rng(5)
+    layer = Dense(12, activation="relu", dtype="float64")
+    layer.build((30,), rng)
+    layer.need_input_grad = True
+    x = rng.standard_normal((40, 30))
+    g = rng.standard_normal((40, 12))
+    monkeypatch.setattr(parallel, "WORKERS", 3)
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_MACS", 0)
+    with parallel.single_threaded_blas():
+        y = layer.forward(x, training=True)
+        dx = layer.backward(g)
+    w, b = layer.weights
+    z = x @ w + b
+    dz = g * (z > 0)
+    np.testing.assert_allclose(y, np.maximum(z, 0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.grads[0], x.T @ dz, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.grads[1], dz.sum(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, dz @ w.T, rtol=1e-12, atol=1e-12)
+
+
+def test_parallel_matmuls_are_the_plain_products(monkeypatch: pytest.MonkeyPatch) -> None:
+    """:func:`parallel.matmuls` runs each whole product on its own worker in a batch
+    scope: the same GEMM calls as without workers, so the same bits."""
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((40, 30)), rng.standard_normal((30, 12))
+    c, d = rng.standard_normal((40, 12)), rng.standard_normal((12, 30))
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_MACS", 0)
+    with parallel.single_threaded_blas():
+        got = parallel.matmuls((a.T.copy().T, b), (c, d))
+    assert np.array_equal(got[0], a @ b) and np.array_equal(got[1], c @ d)

@@ -11,6 +11,7 @@ from cnnlab.backend import array_module, device_generator
 from cnnlab.errors import InvalidArgumentError, ShapeError
 from cnnlab.initializers import get_initializer
 from cnnlab.layers.base import Layer
+from cnnlab.ops import parallel
 from cnnlab.ops.activations import get_activation, reads_input
 from cnnlab.regularizers import Regularizer
 from cnnlab.regularizers import get as get_regularizer
@@ -91,7 +92,7 @@ class Dense(Layer):
         return config
 
     def forward(self, x: Any, training: bool = False) -> Any:
-        z = x @ self.weights[0]
+        z = parallel.matmul(x, self.weights[0])  # split over the workers in a batch scope
         if self.use_bias:
             z += self.weights[1]
         # in place unless the activation's backward needs z
@@ -104,11 +105,15 @@ class Dense(Layer):
             raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first")
         x, y, z = self._cache
         g = self._act_backward(grad_out, y, z)
-        self.grads[0] = x.T @ g
         if self.use_bias:
             self.grads[1] = g.sum(axis=0)
         self._cache = None
-        return g @ self.weights[0].T if self.need_input_grad else None
+        if not self.need_input_grad:
+            self.grads[0] = parallel.matmul(x.T, g)
+            return None
+        # dW = x^T dZ and dX = dZ W^T: in a batch scope, one on each worker
+        self.grads[0], dx = parallel.matmuls((x.T, g), (g, self.weights[0].T))
+        return dx
 
 
 class Dropout(Layer):

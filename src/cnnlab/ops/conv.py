@@ -43,7 +43,7 @@ from typing import Any
 
 from cnnlab.backend import array_module, sliding_window_view
 from cnnlab.errors import InvalidArgumentError
-from cnnlab.ops import winograd
+from cnnlab.ops import parallel, winograd
 from cnnlab.ops.padding import Pads, dilate2d, output_hw, pad2d, unpad2d
 
 
@@ -129,13 +129,14 @@ def conv2d_backward_input_reference(
 
 
 def im2col(x_padded: Any, kernel_hw: tuple[int, int], strides: tuple[int, int],
-           ones: bool = False) -> Any:
+           ones: bool = False, out: Any | None = None) -> Any:
     """All receptive fields as rows: ``(N * Ho * Wo, kh * kw * C)``, one contiguous copy.
 
     Row ``(n, i, j)`` holds ``Xp[n, i*s:i*s+kh, j*s:j*s+kw, :]`` in (a, b, c) order,
     matching ``kernel.reshape(kh * kw * C, C_out)``. With ``ones``, each row ends
     with an extra 1 (``(N * Ho * Wo, kh * kw * C + 1)``): the bias's column, so
     that one GEMM adds the bias (forward) and sums the output gradient (backward).
+    ``out``, if given, is the array to fill (of that shape).
     """
     xp = array_module(x_padded)
     kh, kw = kernel_hw
@@ -144,7 +145,7 @@ def im2col(x_padded: Any, kernel_hw: tuple[int, int], strides: tuple[int, int],
     win = sliding_window_view(x_padded, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
     ho, wo = win.shape[1], win.shape[2]
     k = kh * kw * c
-    cols = xp.empty((n * ho * wo, k + int(ones)), dtype=x_padded.dtype)
+    cols = xp.empty((n * ho * wo, k + int(ones)), dtype=x_padded.dtype) if out is None else out
     body = cols[:, :k].reshape(n, ho, wo, kh, kw, c)  # splits axes: a view
     body[...] = win.transpose(0, 1, 2, 4, 5, 3)
     if ones:
@@ -176,7 +177,8 @@ def col2im(
 
 
 def conv2d_forward_im2col(
-    x: Any, kernel: Any, bias: Any | None, strides: tuple[int, int], pads: Pads
+    x: Any, kernel: Any, bias: Any | None, strides: tuple[int, int], pads: Pads,
+    relu: bool = False,
 ) -> tuple[Any, Any]:
     """im2col forward: ``O = im2col(Xp) @ F.reshape(kh*kw*C_in, C_out) + b``.
 
@@ -184,24 +186,47 @@ def conv2d_forward_im2col(
     column of ones and the bias is the matrix's last row:
     ``O = [im2col(Xp), 1] @ [F; b]``, one GEMM and no separate pass over ``O``
     (with fewer, as at batch-1 inference of a wide layer, copying the kernel
-    into the longer matrix would cost more than adding the bias to ``O``).
-    Returns ``(output, cols)``; ``cols`` is what
-    :func:`conv2d_backward_im2col` needs.
+    into the longer matrix would cost more than adding the bias to ``O``); with
+    ``relu``, ``max(O, 0)`` follows. Inside a batch scope the images are split
+    over the worker threads
+    (:func:`cnnlab.ops.parallel.image_groups`), each group running pad,
+    im2col, GEMM and ReLU on its own rows. Returns ``(output, cols)``; ``cols``
+    is what :func:`conv2d_backward_im2col` needs.
     """
     xp = array_module(x, kernel)
+    n = x.shape[0]
     kh, kw, ci, co = kernel.shape
-    xpad = pad2d(x, pads)
     ho, wo = output_hw(x.shape[1:3], (kh, kw), strides, pads, "kernel")
     k = kh * kw * ci
-    fold = bias is not None and x.shape[0] * ho * wo > k
-    cols = im2col(xpad, (kh, kw), strides, ones=fold)
+    fold = bias is not None and n * ho * wo > k
     weights = kernel.reshape(k, co)
     if fold:
         weights = xp.concatenate([weights, bias.reshape(1, co).astype(weights.dtype)])
-    out = cols @ weights
-    if bias is not None and not fold:
-        out += bias
-    return out.reshape(x.shape[0], ho, wo, co), cols
+    groups = parallel.image_groups(xp, n, ho * wo * weights.size)
+    if len(groups) == 1:
+        cols = im2col(pad2d(x, pads), (kh, kw), strides, ones=fold)
+        out = cols @ weights
+        if bias is not None and not fold:
+            out += bias
+        if relu:
+            xp.maximum(out, 0, out=out)
+        return out.reshape(n, ho, wo, co), cols
+    rows = ho * wo
+    cols = xp.empty((n * rows, weights.shape[0]), dtype=x.dtype)
+    out = xp.empty((n * rows, co), dtype=xp.result_type(x.dtype, weights.dtype))
+
+    def part(lo: int, hi: int) -> None:
+        c = im2col(pad2d(x[lo:hi], pads), (kh, kw), strides, ones=fold,
+                   out=cols[lo * rows : hi * rows])
+        o = out[lo * rows : hi * rows]
+        xp.matmul(c, weights, out=o)
+        if bias is not None and not fold:
+            o += bias
+        if relu:
+            xp.maximum(o, 0, out=o)
+
+    parallel.run_groups(part, groups)
+    return out.reshape(n, ho, wo, co), cols
 
 
 def conv2d_backward_im2col(
@@ -212,6 +237,7 @@ def conv2d_backward_im2col(
     strides: tuple[int, int],
     pads: Pads,
     need_input_grad: bool = True,
+    relu_output: Any | None = None,
 ) -> tuple[Any | None, Any, Any]:
     """im2col backward from the forward's ``cols``: ``(dX or None, dF, db)``.
 
@@ -220,26 +246,44 @@ def conv2d_backward_im2col(
     which is the full convolution with the rotated filter, summed tap by tap.
     ``db = sum dO`` is the last row of the same product when ``cols`` ends with
     the ones column (a forward with a bias); otherwise ``1^T dO`` (a GEMV: much
-    faster than NumPy's column sums over a tall, narrow matrix).
+    faster than NumPy's column sums over a tall, narrow matrix). With
+    ``relu_output`` (the forward's output after ReLU), ``dO = grad_out *
+    (relu_output > 0)``. Split over the images as the forward was; the groups'
+    ``dF`` and ``db`` are added in group order (reproducible).
     """
     xp = array_module(grad_out)
     kh, kw, ci, co = kernel.shape
     k = kh * kw * ci
     n, ho, wo, _ = grad_out.shape
-    g2 = grad_out.reshape(n * ho * wo, co)
-    dk = cols.T @ g2
-    dkernel = dk[:k].reshape(kh, kw, ci, co)
-    if cols.shape[1] > k:
-        dbias = dk[k]
-    else:
-        dbias = xp.ones(n * ho * wo, dtype=g2.dtype) @ g2
-    if not need_input_grad:
-        return None, dkernel, dbias
-    dcols = g2 @ kernel.reshape(kh * kw * ci, co).T
+    rows = ho * wo
     (t, b), (left, r) = pads
     h, w = input_shape[1], input_shape[2]
     padded_shape = (n, h + t + b, w + left + r, ci)
-    dxp = col2im(dcols, padded_shape, (kh, kw), strides, (ho, wo))
+    groups = parallel.image_groups(xp, n, rows * cols.shape[1] * co)
+    dxp = xp.empty(padded_shape, dtype=grad_out.dtype) if need_input_grad else None
+
+    def part(lo: int, hi: int) -> Any:
+        g2 = grad_out[lo:hi].reshape((hi - lo) * rows, co)
+        if relu_output is not None:
+            g2 = g2 * (relu_output[lo:hi].reshape(g2.shape) > 0)
+        c = cols[lo * rows : hi * rows]
+        dk = c.T @ g2
+        if c.shape[1] == k:
+            dk = xp.concatenate([dk, (xp.ones(c.shape[0], dtype=g2.dtype) @ g2)[None]])
+        if dxp is not None:
+            dcols = g2 @ kernel.reshape(k, co).T
+            dxp[lo:hi] = col2im(dcols, (hi - lo,) + padded_shape[1:], (kh, kw), strides,
+                                (ho, wo))
+        return dk
+
+    parts = parallel.run_groups(part, groups)
+    dk = parts[0]
+    for more in parts[1:]:  # fixed order: reproducible
+        dk = dk + more
+    dkernel = dk[:k].reshape(kh, kw, ci, co)
+    dbias = dk[k]
+    if dxp is None:
+        return None, dkernel, dbias
     return unpad2d(dxp, pads, (h, w)), dkernel, dbias
 
 
@@ -373,10 +417,10 @@ def conv2d_forward(
     else:
         if impl == "reference":
             out, data = conv2d_forward_reference(x, kernel, bias, strides, pads), x
+            if relu:
+                array_module(out).maximum(out, 0, out=out)
         else:
-            out, data = conv2d_forward_im2col(x, kernel, bias, strides, pads)
-        if relu:
-            array_module(out).maximum(out, 0, out=out)
+            out, data = conv2d_forward_im2col(x, kernel, bias, strides, pads, relu)
     if not keep:
         return out, None
     return out, ConvCache(impl, data, kernel, tuple(x.shape), tuple(strides), pads,
@@ -398,11 +442,12 @@ def conv2d_backward(
     if cache.impl == "winograd":
         return winograd.conv3x3_backward(grad_out, cache.data, cache.input_shape, cache.pads,
                                          need_input_grad, cache.relu_output)
-    if cache.relu_output is not None:
-        grad_out = grad_out * (cache.relu_output > 0)
     if cache.impl == "im2col":
         return conv2d_backward_im2col(grad_out, cache.data, cache.kernel, cache.input_shape,
-                                      cache.strides, cache.pads, need_input_grad)
+                                      cache.strides, cache.pads, need_input_grad,
+                                      cache.relu_output)
+    if cache.relu_output is not None:
+        grad_out = grad_out * (cache.relu_output > 0)
     x, kernel = cache.data, cache.kernel
     dk = conv2d_backward_filter_reference(x, grad_out, kernel.shape[:2], cache.strides,
                                           cache.pads)

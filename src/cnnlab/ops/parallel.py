@@ -34,6 +34,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
+from cnnlab.backend import array_module
+
 T = TypeVar("T")
 
 _lock = threading.Lock()
@@ -181,6 +183,74 @@ def run_groups(fn: Callable[[int, int], T], bounds: Sequence[tuple[int, int]]) -
         futures = [_pool.submit(fn, lo, hi) for lo, hi in bounds]
         wait(futures)  # all groups finish before BLAS threads change back, even on error
         return [f.result() for f in futures]
+
+
+#: Fewest multiply-adds (``M * K * N``) for which :func:`matmul` splits a product
+#: over the worker threads: about 0.1 ms of one core's GEMM; below it the
+#: hand-off to the pool (tens of microseconds) is not worth it.
+PARALLEL_MIN_MACS = 1 << 22
+
+
+def matmul(a: Any, b: Any) -> Any:
+    """``a @ b`` for 2-D ``a`` (M, K) and ``b`` (K, N), its rows split over the workers
+    while BLAS is single-threaded (inside :func:`single_threaded_blas`).
+
+    In a batch scope every BLAS call runs on one thread, which suits the
+    batch-split ops but leaves the other cores idle during a layer's single
+    large product (Dense's). Here the output's rows (or, when ``a`` has fewer
+    rows than workers, its columns) are cut into contiguous near-equal pieces,
+    one single-threaded GEMM each, written into one output. Outside such a
+    scope, or for a small product, it is plain ``a @ b`` (BLAS's own threads).
+    Each output element is one dot product over K either way; BLAS may round
+    differently for different block sizes, so results agree to rounding, and
+    the same shapes always give the same pieces (reproducible).
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    xp = array_module(a, b)
+    workers = workers_for(xp)
+    if _running == 0 or workers < 2 or m * k * n < PARALLEL_MIN_MACS:
+        return a @ b
+    out = xp.empty((m, n), dtype=xp.result_type(a.dtype, b.dtype))
+    if m >= 8 * workers:
+        def rows(lo: int, hi: int) -> None:
+            xp.matmul(a[lo:hi], b, out=out[lo:hi])
+        run_groups(rows, split(m, workers))
+    else:
+        def cols(lo: int, hi: int) -> None:
+            xp.matmul(a, b[:, lo:hi], out=out[:, lo:hi])
+        run_groups(cols, split(n, workers))
+    return out
+
+
+def matmuls(*pairs: tuple[Any, Any]) -> list[Any]:
+    """``[a @ b for (a, b) in pairs]``: in a batch scope, and when every product has at
+    least ``PARALLEL_MIN_MACS`` multiply-adds, each product on its own worker (one
+    whole single-threaded GEMM each, the same calls as without workers: bit-identical
+    results); else one after the other, each through :func:`matmul`.
+
+    For Dense's backward pass, whose two products (``x^T dZ`` and ``dZ W^T``) take
+    the same time."""
+    if (_running == 0 or len(pairs) < 2 or len(pairs) > WORKERS
+            or any(a.shape[0] * a.shape[1] * b.shape[1] < PARALLEL_MIN_MACS for a, b in pairs)
+            or workers_for(array_module(*pairs[0])) < 2):
+        return [matmul(a, b) for a, b in pairs]
+    return run_groups(lambda i, _: pairs[i][0] @ pairs[i][1], [(i, i) for i in range(len(pairs))])
+
+
+#: Fewest multiply-adds of a whole batch for which :func:`image_groups` splits it.
+PARALLEL_MIN_BATCH_MACS = 1 << 22
+
+
+def image_groups(xp: Any, n: int, macs_per_image: int) -> list[tuple[int, int]]:
+    """How an op that is otherwise one BLAS call cuts a batch of ``n`` images over
+    the workers: one group per worker inside :func:`single_threaded_blas` (a
+    batch scope, where BLAS has one thread) when the batch has at least
+    ``PARALLEL_MIN_BATCH_MACS`` multiply-adds; else one group (BLAS's own
+    threads, if any). Depends only on ``n``, the work and the worker count."""
+    if _running == 0 or n * macs_per_image < PARALLEL_MIN_BATCH_MACS:
+        return [(0, n)]
+    return split(n, workers_for(xp))
 
 
 def blas_threads() -> int:
