@@ -177,6 +177,24 @@ def test_spec_with_absurd_sizes_is_refused_before_it_runs(tmp_path, case, messag
         model_from_json(load_spec(REGRESSIONS / "fuzz_spec" / f"{case}.json"))
 
 
+def test_npz_class_names_with_invalid_code_points_are_a_data_format_error():
+    # Found by campaign 2 (fuzz_npz): a '<U1' array holding 0x2014E50 made NumPy's
+    # tolist() raise SystemError.
+    with pytest.raises(DataFormatError, match="'class_names' holds invalid Unicode"):
+        load_npz(REGRESSIONS / "fuzz_npz" / "class-names-invalid-codepoint.npz")
+
+
+def test_tiff_whose_exif_is_lost_on_decoding_keeps_the_probed_size():
+    # Found by campaign 2 (fuzz_image): a TIFF's orientation (8) read from the header
+    # was gone once Pillow decoded its malformed EXIF, so probe_image said 10x12 and
+    # open_image returned 12x10. open_image now turns the picture by the header's value.
+    from cnnlab.imageio import open_image, probe_image
+
+    data = (REGRESSIONS / "fuzz_image" / "tiff-exif-lost-on-decode.tif").read_bytes()
+    header = probe_image(data)
+    assert open_image(data).size == (header.width, header.height) == (12, 10)
+
+
 def test_the_regression_inputs_still_parse_the_same_way_as_valid_seeds():
     # Guard against a fix that refuses everything: a valid seed of each kind still loads.
     seed = next(p for p in (FUZZ / "corpus" / "fuzz_spec").iterdir()

@@ -99,6 +99,11 @@ ImageSource = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes
 _COLOR_MODES = frozenset({"RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"})
 _SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _TRANSPOSED = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
+# What ImageOps.exif_transpose does for each EXIF orientation.
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+            4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+            6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
 _ORIENTATION = ExifTags.Base.Orientation
 _HEADER_BYTES = 1 << 16  # read before the lock: enough for nearly every header
 
@@ -232,8 +237,15 @@ def open_image(
     """
     with _header(source, name, formats) as (img, name):
         try:
+            # The orientation as probe_image reads it, from the header: a TIFF whose
+            # EXIF is malformed can lose it once decoded (found by fuzzing), and the
+            # size must be the one probe_image announced.
+            orientation = None if img.format == "PNG" else _orientation(img)
             img.load()  # the first frame; "image file is truncated" and the like raise here
-            return ImageOps.exif_transpose(img)  # a copy, detached from the file
+            if orientation is None:  # a PNG's eXIf may follow the pixels: seen once decoded
+                return ImageOps.exif_transpose(img)  # a copy, detached from the file
+            method = _UPRIGHT.get(orientation)
+            return img.transpose(method) if method is not None else img.copy()
         except MemoryError:
             raise
         except Exception as exc:  # decoders raise OSError, SyntaxError, zlib.error...

@@ -162,6 +162,10 @@ def _class_names(names: np.ndarray, name: str) -> list[str]:
             f"{name}: 'class_names' is {names.dtype} of shape {names.shape}: expected a "
             "1-D array of strings"
         )
+    if names.dtype.kind == "U" and names.size:  # UTF-32 code units NumPy cannot turn into str
+        units = names.view(np.uint32)
+        if int(units.max()) > 0x10FFFF or bool(((units >= 0xD800) & (units <= 0xDFFF)).any()):
+            raise DataFormatError(f"{name}: 'class_names' holds invalid Unicode code points")
     try:
         out = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names.tolist()]
     except UnicodeDecodeError as exc:
