@@ -29,3 +29,25 @@ def threads_from_argv(default: str | None = "2") -> str | None:
     if threads is not None:
         set_threads(threads)
     return threads
+
+
+def blas_kernels() -> str:
+    """Which BLAS and kernel set NumPy loaded, and the OpenBLAS variables that chose it.
+
+    OpenBLAS picks its kernels when it loads: ``OPENBLAS_CORETYPE`` overrides
+    its CPU detection (some machines set it to an older core, such as Haswell,
+    which halves the GEMM rate of an AVX-512 CPU), so a benchmark says which
+    kernels it ran. The kernel names come from threadpoolctl where it is installed.
+    """
+    forced = ", ".join(f"{v}={os.environ[v]}" for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+                       if v in os.environ) or "no OPENBLAS_CORETYPE set"
+    try:
+        import threadpoolctl
+    except ImportError:
+        return f"unknown kernels (pip install threadpoolctl to see them); {forced}"
+    import numpy  # noqa: F401  (loads the BLAS threadpoolctl reports on)
+
+    blas = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+    names = "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}"
+                      for i in blas) or "no BLAS found"
+    return f"{names} ({forced})"

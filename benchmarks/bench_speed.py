@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from _threads import set_threads, threads_from_argv  # noqa: E402  (before NumPy)
+from _threads import blas_kernels, set_threads, threads_from_argv  # noqa: E402  (before NumPy)
 
 threads_from_argv()
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # before anything imports keras
@@ -431,6 +431,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print("torch layout: channels_last")
     print(f"threads={args.threads} repeats={args.repeats} numpy={np.__version__} "
           f"torch={torch.__version__} (median of repeats; ratio > 1 means cnnlab is better)")
+    blas = blas_kernels()
+    print(f"NumPy's BLAS: {blas}")
     if use_keras:
         import keras
         import tensorflow as tf
@@ -451,7 +453,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     except OSError:
         load = float("nan")
     result = {"threads": args.threads, "repeats": args.repeats, "numpy": np.__version__,
-              "torch": torch.__version__, "loadavg_1min": load, "rows": rows}
+              "torch": torch.__version__, "blas": blas, "loadavg_1min": load, "rows": rows}
     if use_keras:
         result["keras"] = keras.__version__
         result["tensorflow"] = tf.__version__

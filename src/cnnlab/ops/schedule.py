@@ -31,8 +31,14 @@ from cnnlab.ops import parallel
 #: Rows of work (positions x tiles for Winograd) processed together: each
 #: group is cut into near-equal chunks of at most about this many rows, which
 #: bounds the temporaries. Larger chunks mean fewer, longer operations and
-#: larger GEMMs (``benchmarks/tune_thresholds.py`` measures the trade-off).
-CHUNK_ROWS = 16384
+#: larger GEMMs, smaller ones keep a chunk's transforms in cache
+#: (``benchmarks/tune_thresholds.py --only chunk`` measures the trade-off). 8192
+#: on a 2-core Zen 5 with OpenBLAS's AVX-512 kernels and with its Haswell ones:
+#: inference at batch 1000 0.86x and 0.89x the time of 16384, training at batch
+#: 128 within 1% of the fastest value in both (11 repetitions, quiet machine). On
+#: the whole model the difference is within this machine's noise (predict(1000)
+#: median 0.95x and 0.96x, training step 1.03x and 1.05x, 10 interleaved repetitions).
+CHUNK_ROWS = 8192
 
 #: Fewest rows of work per image times images (tiles, for Winograd) for which
 #: a batch is split across worker threads (``benchmarks/tune_thresholds.py``).
