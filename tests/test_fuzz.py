@@ -184,6 +184,7 @@ def test_npz_class_names_with_invalid_code_points_are_a_data_format_error():
         load_npz(REGRESSIONS / "fuzz_npz" / "class-names-invalid-codepoint.npz")
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")  # Pillow on this input
 def test_tiff_whose_exif_is_lost_on_decoding_keeps_the_probed_size():
     # Found by campaign 2 (fuzz_image): a TIFF's orientation (8) read from the header
     # was gone once Pillow decoded its malformed EXIF, so probe_image said 10x12 and
