@@ -50,15 +50,33 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.02)
 
 
+def _wait_for_rewrites(path: Path, proc: subprocess.Popen, count: int,
+                       timeout: float = 120) -> None:
+    """Wait until the checkpoint at ``path`` has been replaced ``count`` times since it
+    first appeared (each atomic write is a new file: a new inode or modification time)."""
+    _wait_for(path, proc, timeout)
+    st = os.stat(path)
+    seen, changes, t0 = (st.st_ino, st.st_mtime_ns), 0, time.monotonic()
+    while changes < count:
+        assert proc.poll() is None, f"the run ended after {changes} of {count} checkpoint writes"
+        assert time.monotonic() - t0 < timeout, f"{path} was not rewritten {count} times"
+        st = os.stat(path)
+        if (st.st_ino, st.st_mtime_ns) != seen:
+            seen, changes = (st.st_ino, st.st_mtime_ns), changes + 1
+        time.sleep(0.002)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("trial", range(2))
 def test_sigkill_then_resume_is_bit_identical(uninterrupted, tmp_path, trial):
     out = tmp_path / "run"
     proc = _cnnlab("train", "--out", str(out), *TRAIN_ARGS)
-    _wait_for(out / "checkpoint.safetensors", proc)
-    time.sleep(random.Random(trial).uniform(0.0, 1.5))  # somewhere in the run
-    if proc.poll() is not None:
-        pytest.skip("the run finished before it could be killed (machine too fast)")
+    # somewhere in the first half of the run (12 checkpoints in all), counted in
+    # checkpoint writes rather than seconds so that a fast machine cannot finish first
+    rng = random.Random(trial)
+    _wait_for_rewrites(out / "checkpoint.safetensors", proc, rng.randint(1, 5))
+    time.sleep(rng.uniform(0.0, 0.05))  # maybe in the middle of the next write
+    assert proc.poll() is None, "the run ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
