@@ -178,7 +178,13 @@ def test_resize_bilinear_matches_pytorch_and_keeps_constants():
 
 
 # --------------------------------------------------------------------------- occlusion
-def test_occlusion_matches_a_direct_loop(shipped, mnist_test):
+def test_occlusion_matches_a_direct_loop(shipped, mnist_test, monkeypatch):
+    # im2col in every convolution: the batches of 7 here would take Winograd and the
+    # single images of the loop im2col, two algorithms whose float32 results differ by
+    # up to ~1e-5 of the output's scale; this test is about occlusion's bookkeeping
+    for layer in shipped.layers:
+        if layer.kind == "Conv2D":
+            monkeypatch.setattr(layer, "_op_impl", "im2col")
     x_raw, y = mnist_test
     img = x_raw[7]
     label = int(y[7])

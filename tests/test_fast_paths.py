@@ -31,6 +31,14 @@ CONFIGS = [
 ]
 
 
+@pytest.fixture(params=["numpy", "jit"])
+def winograd_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with Winograd's NumPy transforms and with the compiled ones."""
+    monkeypatch.setenv("CNNLAB_JIT", "1" if request.param == "jit" else "0")
+    assert winograd.use_jit(np) == (request.param == "jit")  # Numba is a dependency
+    return str(request.param)
+
+
 def _case(cfg: tuple, dtype: type, seed: int = 0) -> tuple:
     n, h, w, ci, co, k, s, padding = cfg
     rng = np.random.default_rng(seed)
@@ -44,7 +52,7 @@ def _case(cfg: tuple, dtype: type, seed: int = 0) -> tuple:
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("impl", ["auto", "im2col", "winograd"])
 @pytest.mark.parametrize("cfg", CONFIGS)
-def test_conv_fast_matches_reference(cfg: tuple, impl: str, dtype: type,
+def test_conv_fast_matches_reference(cfg: tuple, impl: str, dtype: type, winograd_path: str,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     # Winograd with F(2x2, 3x3) tiles here; the larger tiles, whose float32
     # rounding grows with the tile, have their own test below.
@@ -93,7 +101,8 @@ def _close_f64(want: np.ndarray) -> dict:
     return dict(rtol=1e-12, atol=1e-12 * float(np.abs(want).max()))
 
 
-def test_winograd_chunking_does_not_change_results(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_winograd_chunking_does_not_change_results(monkeypatch: pytest.MonkeyPatch,
+                                                   winograd_path: str) -> None:
     """More, smaller chunks give the same results, up to float64 rounding.
 
     Not bit for bit: a chunk's GEMMs have as many rows as its tiles, and BLAS
@@ -104,14 +113,15 @@ def test_winograd_chunking_does_not_change_results(monkeypatch: pytest.MonkeyPat
     the tolerance.
     """
     x, k, b, s, pads, rng = _case((9, 12, 12, 8, 5, (3, 3), (1, 1), "same"), np.float64)
-    gathers: list[int] = []  # the images of each chunk: the forward gathers tiles once per chunk
-    gather = winograd.gather_tiles
+    gathers: list[int] = []  # the images of each chunk the forward transforms
+    name = "forward_tiles_jit" if winograd_path == "jit" else "forward_tiles"
+    chunk_fn = getattr(winograd, name)
 
-    def counting_gather(xpad: np.ndarray, *args: object) -> np.ndarray:
+    def counting_chunk(xpad: np.ndarray, *args: object) -> None:
         gathers.append(len(xpad))
-        return gather(xpad, *args)
+        chunk_fn(xpad, *args)
 
-    monkeypatch.setattr(winograd, "gather_tiles", counting_gather)
+    monkeypatch.setattr(winograd, name, counting_chunk)
     out, cache = winograd.conv3x3_forward(x, k, b, pads)
     g = rng.standard_normal(out.shape)
     dx, dk, db = winograd.conv3x3_backward(g, cache, x.shape, pads)
@@ -250,7 +260,8 @@ WINOGRAD_F32_BOUND = 3e-5
     (2, 14, 14, 16, 128, "valid"),  # the seed model's conv2d_1
     (2, 12, 12, 128, 256, "valid"),  # and conv2d_2
 ])
-def test_winograd_every_tile_matches_reference(cfg: tuple, m: int, dtype: type) -> None:
+def test_winograd_every_tile_matches_reference(cfg: tuple, m: int, dtype: type,
+                                               winograd_path: str) -> None:
     n, h, w, ci, co, padding = cfg
     x, k, b, _, pads, rng = _case((n, h, w, ci, co, (3, 3), (1, 1), padding), dtype)
     x64, k64, b64 = (a.astype(np.float64) for a in (x, k, b))
@@ -273,7 +284,7 @@ def test_winograd_every_tile_matches_reference(cfg: tuple, m: int, dtype: type) 
         assert err <= bound, (m, err)
 
 
-def test_winograd_relu_fused_forward_and_backward() -> None:
+def test_winograd_relu_fused_forward_and_backward(winograd_path: str) -> None:
     x, k, b, _, pads, rng = _case((3, 12, 12, 16, 8, (3, 3), (1, 1), "valid"), np.float64)
     out, cache = winograd.conv3x3_forward(x, k, b, pads, relu=True)
     plain, cache2 = winograd.conv3x3_forward(x, k, b, pads)

@@ -1,0 +1,126 @@
+"""Compiled (Numba) Winograd transforms, each fused with the memory pass around it.
+
+The NumPy path of :mod:`cnnlab.ops.winograd` makes several passes over each
+chunk's tile arrays: gather the tiles, two small matrix products per
+transform (one per tile axis), untile with the ReLU, the ReLU mask of the
+gradient, scatter-add the input gradient's tiles. Those passes are
+memory-bound, and on the seed model they took about as long as the GEMMs
+between them. Here each transform is one compiled loop over the tiles that
+reads its input where it lies and writes its result where the next step
+wants it:
+
+* :func:`input_transform`: ``V = B^T d B`` read straight from the padded
+  input (no gathered copy of the tiles);
+* :func:`output_transform`: ``Y = A^T M A + b`` with the ReLU, written
+  straight into the (N, H, W, C) output, cropped to the valid pixels;
+* :func:`grad_transform`: ``dM = A (dY * [O > 0]) A^T`` read straight from
+  the output gradient and the layer's output, with the bias gradient;
+* :func:`input_grad_transform`: ``dd = B dV B^T`` added straight into the
+  padded input gradient over the overlapping tiles.
+
+The kernels are generated source, unrolled per tile size
+(:mod:`cnnlab.ops.winograd_codegen` says why; :mod:`cnnlab.ops._winograd_kernels`
+is the result). The GEMMs between transforms stay in NumPy/BLAS.
+
+They compute the same sums of products as the NumPy path, in the same order
+along each tile axis; results agree to floating-point rounding (BLAS may
+order a row's products differently, and the kernels may fuse a multiply and
+an add). The tests compare both paths with each other and with the slides'
+formulas.
+
+Numba is imported only when the kernels are first used; :func:`available`
+says whether they will be (``CNNLAB_JIT=0`` turns them off; without Numba
+the NumPy path runs). Compiled code is cached on disk (Numba's
+``cache=True``: next to the module, or in ``NUMBA_CACHE_DIR``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+#: The kernels' names in :mod:`cnnlab.ops._winograd_kernels`, with ``_{m}`` appended.
+KINDS = ("input_transform", "output_transform", "grad_transform", "input_grad_transform")
+
+
+def enabled_by_env() -> bool:
+    """``CNNLAB_JIT`` unset, or anything but ``0``/``false``/``no``/``off``."""
+    return os.environ.get("CNNLAB_JIT", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+@cache
+def _compiled() -> dict[str, Any] | None:
+    """Every kernel, wrapped for Numba (each compiles on its first call), or None
+    when Numba cannot be imported."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    from cnnlab.ops import _winograd_kernels as src
+
+    inline = numba.njit(inline="always")
+    # the kernels call these by their module-global names: compiled, they are inlined
+    # (py_func: the Python function again, if this runs a second time)
+    src.act = inline(getattr(src.act, "py_func", src.act))
+    src.mask = inline(getattr(src.mask, "py_func", src.mask))
+    jit = numba.njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
+    return {name: jit(fn) for name, fn in vars(src).items()
+            if name.startswith(KINDS) and callable(fn)}
+
+
+def available() -> bool:
+    """True when the compiled transforms will be used for NumPy arrays."""
+    return enabled_by_env() and _compiled() is not None
+
+
+def _kernel(kind: str, m: int) -> Any:
+    kernels = _compiled()
+    if kernels is None:  # pragma: no cover - callers check available() first
+        raise RuntimeError("the compiled Winograd transforms need Numba (pip install numba)")
+    return kernels[f"{kind}_{m}"]
+
+
+@cache
+def _coef(m: int, dtype: str) -> np.ndarray:
+    from cnnlab.ops import _winograd_kernels as src
+
+    # float64 values of the exact fractions, rounded to dtype: as the NumPy path's matrices
+    arr = np.array(getattr(src, f"COEFFICIENTS_{m}"), dtype=dtype)
+    arr.flags.writeable = False
+    return arr
+
+
+def _empty(dtype: Any, ndim: int) -> np.ndarray:
+    return np.zeros((0,) * ndim, dtype=dtype)
+
+
+def input_transform(xpad: np.ndarray, m: int, th: int, tw: int, v: np.ndarray, t0: int) -> None:
+    """``v[:, t0 : t0 + tiles]`` = the transformed ``a x a`` tiles of ``xpad`` (nc, Hp, Wp, C),
+    tiles in (image, tile row, tile column) order."""
+    _kernel("input_transform", m)(xpad, _coef(m, xpad.dtype.str), th, tw, v, t0)
+
+
+def output_transform(mm: np.ndarray, m: int, bias: np.ndarray | None, relu: bool, th: int,
+                     tw: int, out: np.ndarray, part: np.ndarray) -> None:
+    """``out`` (nc, Ho, Wo, Co) = [ReLU of] ``A^T M A + bias`` for every tile of ``mm``;
+    ``part`` is a (1, m, m, Co) work array for tiles that stick out of the map."""
+    _kernel("output_transform", m)(mm, _coef(m, mm.dtype.str),
+                                   _empty(mm.dtype, 1) if bias is None else bias, relu,
+                                   th, tw, out, part)
+
+
+def grad_transform(grad: np.ndarray, relu_output: np.ndarray | None, m: int, th: int, tw: int,
+                   dm: np.ndarray, db: np.ndarray, part: np.ndarray) -> None:
+    """``dm`` = ``A (grad * [relu_output > 0]) A^T`` for every tile (zero beyond the map);
+    adds the masked gradient's sum over pixels to ``db``; ``part`` as for
+    :func:`output_transform`."""
+    mask = _empty(grad.dtype, 4) if relu_output is None else relu_output
+    _kernel("grad_transform", m)(grad, mask, _coef(m, grad.dtype.str), th, tw, dm, db, part)
+
+
+def input_grad_transform(dv: np.ndarray, m: int, th: int, tw: int, dx: np.ndarray) -> None:
+    """``dx`` (nc, Hp, Wp, Ci) = the sum over overlapping tiles of ``B dV B^T``."""
+    _kernel("input_grad_transform", m)(dv, _coef(m, dv.dtype.str), th, tw, dx)
