@@ -3,7 +3,7 @@
 Written by ``python -m cnnlab.ops.winograd_codegen`` (see that module for why
 and how); loaded and compiled by :mod:`cnnlab.ops.winograd_jit`, which passes
 ``coef`` (the matrices' distinct entries, :func:`winograd_codegen.coefficients`)
-in the arrays' dtype, and compiles :func:`act` and :func:`mask` to be inlined.
+in the arrays' dtype, and compiles :func:`act` and :func:`gate` to be inlined.
 """
 
 # ruff: noqa: E501
@@ -17,9 +17,9 @@ def act(y, relu, zero):
     return (zero if y <= zero else y) if relu else y
 
 
-def mask(g, r, masked, zero):
-    """The gradient where the ReLU's output is positive (with ``masked``), else 0."""
-    return (g if r > 0 else zero) if masked else g
+def gate(g, r, zero):
+    """The gradient times [the ReLU's output > 0] (NaN stays NaN, as in the NumPy path)."""
+    return g if r > zero else g * zero
 
 # ---------------------------------------------------------------- F(2 x 2, 3 x 3)
 COEFFICIENTS_2 = (1.0,)
@@ -114,7 +114,6 @@ def output_transform_2(mm, coef, bias, relu, th, tw, out, part):
     # a tile that sticks out of the map is written to part (1, 2, 2, C) and cropped
     zero = coef[0] * 0
     nc, ho, wo, ch = out.shape
-    has_bias = bias.shape[0] > 0
     ub = np.empty((2, 4, ch), dtype=mm.dtype)
     for n in range(nc):
         for ty in range(th):
@@ -157,7 +156,7 @@ def output_transform_2(mm, coef, bias, relu, th, tw, out, part):
                     e1 = ub[0, 1, c]
                     e2 = ub[0, 2, c]
                     e3 = ub[0, 3, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 0, j0 + 0, c] = act(e0 + e1 + e2 + b, relu, zero)
                     dst[k, i0 + 0, j0 + 1, c] = act(e1 - e2 + e3 + b, relu, zero)
                 for c in range(ch):
@@ -165,7 +164,7 @@ def output_transform_2(mm, coef, bias, relu, th, tw, out, part):
                     e1 = ub[1, 1, c]
                     e2 = ub[1, 2, c]
                     e3 = ub[1, 3, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 1, j0 + 0, c] = act(e0 + e1 + e2 + b, relu, zero)
                     dst[k, i0 + 1, j0 + 1, c] = act(e1 - e2 + e3 + b, relu, zero)
                 if not inside:
@@ -175,13 +174,12 @@ def output_transform_2(mm, coef, bias, relu, th, tw, out, part):
                                 out[n, y0 + i, x0 + j, c] = part[0, i, j, c]
 
 
-def grad_transform_2(grad, relu_out, coef, th, tw, dm, db, part):
-    # g = grad * [relu_out > 0] (zero beyond the map); dm[k * 4 + l, tile, c] =
+def grad_transform_2(grad, relu_out, masked, coef, th, tw, dm, db, part):
+    # g = grad * [relu_out > 0] if masked else grad (zero beyond the map); dm[k * 4 + l, tile, c] =
     # sum_(i, j) A^T[i, k] A^T[j, l] g[n, m ty + i, m tx + j, c]; db[c] += sum of g.
-    # A tile that sticks out of the map is first copied, masked and zero-padded, to part (1, 2, 2, C).
+    # Tiles that are masked or stick out of the map are first copied to part (1, 2, 2, C).
     zero = coef[0] * 0
     nc, ho, wo, ch = grad.shape
-    masked = relu_out.shape[0] > 0
     ub = np.empty((4, 2, ch), dtype=grad.dtype)
     for n in range(nc):
         for ty in range(th):
@@ -190,27 +188,33 @@ def grad_transform_2(grad, relu_out, coef, th, tw, dm, db, part):
                 y0 = ty * 2
                 x0 = tx * 2
                 inside = y0 + 2 <= ho and x0 + 2 <= wo
-                if inside:
-                    src, rsrc, msk, k, i0, j0 = grad, relu_out, masked, n, y0, x0
+                if inside and not masked:
+                    src, k, i0, j0 = grad, n, y0, x0
+                elif inside:
+                    for i in range(2):
+                        for j in range(2):
+                            for c in range(ch):
+                                part[0, i, j, c] = gate(grad[n, y0 + i, x0 + j, c], relu_out[n, y0 + i, x0 + j, c], zero)
+                    src, k, i0, j0 = part, 0, 0, 0
                 else:
                     for i in range(2):
                         for j in range(2):
                             real = y0 + i < ho and x0 + j < wo
                             for c in range(ch):
-                                part[0, i, j, c] = (mask(grad[n, y0 + i, x0 + j, c], relu_out[n, y0 + i, x0 + j, c], masked, zero)
-                                                    if real else zero)
-                    src, rsrc, msk, k, i0, j0 = part, part, False, 0, 0, 0
+                                g = grad[n, y0 + i, x0 + j, c] if real else zero
+                                part[0, i, j, c] = gate(g, relu_out[n, y0 + i, x0 + j, c], zero) if real and masked else g
+                    src, k, i0, j0 = part, 0, 0, 0
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 0, c], rsrc[k, i0 + 0, j0 + 0, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 0, c], rsrc[k, i0 + 1, j0 + 0, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 0, c]
+                    e1 = src[k, i0 + 1, j0 + 0, c]
                     ub[0, 0, c] = e0
                     ub[1, 0, c] = e0 + e1
                     ub[2, 0, c] = e0 - e1
                     ub[3, 0, c] = e1
                     db[c] += e0 + e1
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 1, c], rsrc[k, i0 + 0, j0 + 1, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 1, c], rsrc[k, i0 + 1, j0 + 1, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 1, c]
+                    e1 = src[k, i0 + 1, j0 + 1, c]
                     ub[0, 1, c] = e0
                     ub[1, 1, c] = e0 + e1
                     ub[2, 1, c] = e0 - e1
@@ -471,7 +475,6 @@ def output_transform_3(mm, coef, bias, relu, th, tw, out, part):
     k3 = coef[3]
     zero = coef[0] * 0
     nc, ho, wo, ch = out.shape
-    has_bias = bias.shape[0] > 0
     ub = np.empty((3, 5, ch), dtype=mm.dtype)
     for n in range(nc):
         for ty in range(th):
@@ -532,7 +535,7 @@ def output_transform_3(mm, coef, bias, relu, th, tw, out, part):
                     e2 = ub[0, 2, c]
                     e3 = ub[0, 3, c]
                     e4 = ub[0, 4, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 0, j0 + 0, c] = act(e0 + e1 + e2 + e3 + b, relu, zero)
                     dst[k, i0 + 0, j0 + 1, c] = act(e1 - e2 + k1 * e3 + b, relu, zero)
                     dst[k, i0 + 0, j0 + 2, c] = act(e1 + e2 + k3 * e3 + e4 + b, relu, zero)
@@ -542,7 +545,7 @@ def output_transform_3(mm, coef, bias, relu, th, tw, out, part):
                     e2 = ub[1, 2, c]
                     e3 = ub[1, 3, c]
                     e4 = ub[1, 4, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 1, j0 + 0, c] = act(e0 + e1 + e2 + e3 + b, relu, zero)
                     dst[k, i0 + 1, j0 + 1, c] = act(e1 - e2 + k1 * e3 + b, relu, zero)
                     dst[k, i0 + 1, j0 + 2, c] = act(e1 + e2 + k3 * e3 + e4 + b, relu, zero)
@@ -552,7 +555,7 @@ def output_transform_3(mm, coef, bias, relu, th, tw, out, part):
                     e2 = ub[2, 2, c]
                     e3 = ub[2, 3, c]
                     e4 = ub[2, 4, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 2, j0 + 0, c] = act(e0 + e1 + e2 + e3 + b, relu, zero)
                     dst[k, i0 + 2, j0 + 1, c] = act(e1 - e2 + k1 * e3 + b, relu, zero)
                     dst[k, i0 + 2, j0 + 2, c] = act(e1 + e2 + k3 * e3 + e4 + b, relu, zero)
@@ -563,15 +566,14 @@ def output_transform_3(mm, coef, bias, relu, th, tw, out, part):
                                 out[n, y0 + i, x0 + j, c] = part[0, i, j, c]
 
 
-def grad_transform_3(grad, relu_out, coef, th, tw, dm, db, part):
-    # g = grad * [relu_out > 0] (zero beyond the map); dm[k * 5 + l, tile, c] =
+def grad_transform_3(grad, relu_out, masked, coef, th, tw, dm, db, part):
+    # g = grad * [relu_out > 0] if masked else grad (zero beyond the map); dm[k * 5 + l, tile, c] =
     # sum_(i, j) A^T[i, k] A^T[j, l] g[n, m ty + i, m tx + j, c]; db[c] += sum of g.
-    # A tile that sticks out of the map is first copied, masked and zero-padded, to part (1, 3, 3, C).
+    # Tiles that are masked or stick out of the map are first copied to part (1, 3, 3, C).
     k1 = coef[1]
     k3 = coef[3]
     zero = coef[0] * 0
     nc, ho, wo, ch = grad.shape
-    masked = relu_out.shape[0] > 0
     ub = np.empty((5, 3, ch), dtype=grad.dtype)
     for n in range(nc):
         for ty in range(th):
@@ -580,20 +582,26 @@ def grad_transform_3(grad, relu_out, coef, th, tw, dm, db, part):
                 y0 = ty * 3
                 x0 = tx * 3
                 inside = y0 + 3 <= ho and x0 + 3 <= wo
-                if inside:
-                    src, rsrc, msk, k, i0, j0 = grad, relu_out, masked, n, y0, x0
+                if inside and not masked:
+                    src, k, i0, j0 = grad, n, y0, x0
+                elif inside:
+                    for i in range(3):
+                        for j in range(3):
+                            for c in range(ch):
+                                part[0, i, j, c] = gate(grad[n, y0 + i, x0 + j, c], relu_out[n, y0 + i, x0 + j, c], zero)
+                    src, k, i0, j0 = part, 0, 0, 0
                 else:
                     for i in range(3):
                         for j in range(3):
                             real = y0 + i < ho and x0 + j < wo
                             for c in range(ch):
-                                part[0, i, j, c] = (mask(grad[n, y0 + i, x0 + j, c], relu_out[n, y0 + i, x0 + j, c], masked, zero)
-                                                    if real else zero)
-                    src, rsrc, msk, k, i0, j0 = part, part, False, 0, 0, 0
+                                g = grad[n, y0 + i, x0 + j, c] if real else zero
+                                part[0, i, j, c] = gate(g, relu_out[n, y0 + i, x0 + j, c], zero) if real and masked else g
+                    src, k, i0, j0 = part, 0, 0, 0
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 0, c], rsrc[k, i0 + 0, j0 + 0, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 0, c], rsrc[k, i0 + 1, j0 + 0, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 0, c], rsrc[k, i0 + 2, j0 + 0, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 0, c]
+                    e1 = src[k, i0 + 1, j0 + 0, c]
+                    e2 = src[k, i0 + 2, j0 + 0, c]
                     ub[0, 0, c] = e0
                     ub[1, 0, c] = e0 + e1 + e2
                     ub[2, 0, c] = e0 - e1 + e2
@@ -601,9 +609,9 @@ def grad_transform_3(grad, relu_out, coef, th, tw, dm, db, part):
                     ub[4, 0, c] = e2
                     db[c] += e0 + e1 + e2
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 1, c], rsrc[k, i0 + 0, j0 + 1, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 1, c], rsrc[k, i0 + 1, j0 + 1, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 1, c], rsrc[k, i0 + 2, j0 + 1, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 1, c]
+                    e1 = src[k, i0 + 1, j0 + 1, c]
+                    e2 = src[k, i0 + 2, j0 + 1, c]
                     ub[0, 1, c] = e0
                     ub[1, 1, c] = e0 + e1 + e2
                     ub[2, 1, c] = e0 - e1 + e2
@@ -611,9 +619,9 @@ def grad_transform_3(grad, relu_out, coef, th, tw, dm, db, part):
                     ub[4, 1, c] = e2
                     db[c] += e0 + e1 + e2
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 2, c], rsrc[k, i0 + 0, j0 + 2, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 2, c], rsrc[k, i0 + 1, j0 + 2, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 2, c], rsrc[k, i0 + 2, j0 + 2, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 2, c]
+                    e1 = src[k, i0 + 1, j0 + 2, c]
+                    e2 = src[k, i0 + 2, j0 + 2, c]
                     ub[0, 2, c] = e0
                     ub[1, 2, c] = e0 + e1 + e2
                     ub[2, 2, c] = e0 - e1 + e2
@@ -980,7 +988,6 @@ def output_transform_4(mm, coef, bias, relu, th, tw, out, part):
     k4 = coef[4]
     zero = coef[0] * 0
     nc, ho, wo, ch = out.shape
-    has_bias = bias.shape[0] > 0
     ub = np.empty((4, 6, ch), dtype=mm.dtype)
     for n in range(nc):
         for ty in range(th):
@@ -1063,7 +1070,7 @@ def output_transform_4(mm, coef, bias, relu, th, tw, out, part):
                     e3 = ub[0, 3, c]
                     e4 = ub[0, 4, c]
                     e5 = ub[0, 5, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 0, j0 + 0, c] = act(e0 + e1 + e2 + e3 + e4 + b, relu, zero)
                     dst[k, i0 + 0, j0 + 1, c] = act(e1 - e2 + k1 * e3 - k1 * e4 + b, relu, zero)
                     dst[k, i0 + 0, j0 + 2, c] = act(e1 + e2 + k2 * e3 + k2 * e4 + b, relu, zero)
@@ -1075,7 +1082,7 @@ def output_transform_4(mm, coef, bias, relu, th, tw, out, part):
                     e3 = ub[1, 3, c]
                     e4 = ub[1, 4, c]
                     e5 = ub[1, 5, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 1, j0 + 0, c] = act(e0 + e1 + e2 + e3 + e4 + b, relu, zero)
                     dst[k, i0 + 1, j0 + 1, c] = act(e1 - e2 + k1 * e3 - k1 * e4 + b, relu, zero)
                     dst[k, i0 + 1, j0 + 2, c] = act(e1 + e2 + k2 * e3 + k2 * e4 + b, relu, zero)
@@ -1087,7 +1094,7 @@ def output_transform_4(mm, coef, bias, relu, th, tw, out, part):
                     e3 = ub[2, 3, c]
                     e4 = ub[2, 4, c]
                     e5 = ub[2, 5, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 2, j0 + 0, c] = act(e0 + e1 + e2 + e3 + e4 + b, relu, zero)
                     dst[k, i0 + 2, j0 + 1, c] = act(e1 - e2 + k1 * e3 - k1 * e4 + b, relu, zero)
                     dst[k, i0 + 2, j0 + 2, c] = act(e1 + e2 + k2 * e3 + k2 * e4 + b, relu, zero)
@@ -1099,7 +1106,7 @@ def output_transform_4(mm, coef, bias, relu, th, tw, out, part):
                     e3 = ub[3, 3, c]
                     e4 = ub[3, 4, c]
                     e5 = ub[3, 5, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 3, j0 + 0, c] = act(e0 + e1 + e2 + e3 + e4 + b, relu, zero)
                     dst[k, i0 + 3, j0 + 1, c] = act(e1 - e2 + k1 * e3 - k1 * e4 + b, relu, zero)
                     dst[k, i0 + 3, j0 + 2, c] = act(e1 + e2 + k2 * e3 + k2 * e4 + b, relu, zero)
@@ -1111,16 +1118,15 @@ def output_transform_4(mm, coef, bias, relu, th, tw, out, part):
                                 out[n, y0 + i, x0 + j, c] = part[0, i, j, c]
 
 
-def grad_transform_4(grad, relu_out, coef, th, tw, dm, db, part):
-    # g = grad * [relu_out > 0] (zero beyond the map); dm[k * 6 + l, tile, c] =
+def grad_transform_4(grad, relu_out, masked, coef, th, tw, dm, db, part):
+    # g = grad * [relu_out > 0] if masked else grad (zero beyond the map); dm[k * 6 + l, tile, c] =
     # sum_(i, j) A^T[i, k] A^T[j, l] g[n, m ty + i, m tx + j, c]; db[c] += sum of g.
-    # A tile that sticks out of the map is first copied, masked and zero-padded, to part (1, 4, 4, C).
+    # Tiles that are masked or stick out of the map are first copied to part (1, 4, 4, C).
     k1 = coef[1]
     k2 = coef[2]
     k4 = coef[4]
     zero = coef[0] * 0
     nc, ho, wo, ch = grad.shape
-    masked = relu_out.shape[0] > 0
     ub = np.empty((6, 4, ch), dtype=grad.dtype)
     for n in range(nc):
         for ty in range(th):
@@ -1129,21 +1135,27 @@ def grad_transform_4(grad, relu_out, coef, th, tw, dm, db, part):
                 y0 = ty * 4
                 x0 = tx * 4
                 inside = y0 + 4 <= ho and x0 + 4 <= wo
-                if inside:
-                    src, rsrc, msk, k, i0, j0 = grad, relu_out, masked, n, y0, x0
+                if inside and not masked:
+                    src, k, i0, j0 = grad, n, y0, x0
+                elif inside:
+                    for i in range(4):
+                        for j in range(4):
+                            for c in range(ch):
+                                part[0, i, j, c] = gate(grad[n, y0 + i, x0 + j, c], relu_out[n, y0 + i, x0 + j, c], zero)
+                    src, k, i0, j0 = part, 0, 0, 0
                 else:
                     for i in range(4):
                         for j in range(4):
                             real = y0 + i < ho and x0 + j < wo
                             for c in range(ch):
-                                part[0, i, j, c] = (mask(grad[n, y0 + i, x0 + j, c], relu_out[n, y0 + i, x0 + j, c], masked, zero)
-                                                    if real else zero)
-                    src, rsrc, msk, k, i0, j0 = part, part, False, 0, 0, 0
+                                g = grad[n, y0 + i, x0 + j, c] if real else zero
+                                part[0, i, j, c] = gate(g, relu_out[n, y0 + i, x0 + j, c], zero) if real and masked else g
+                    src, k, i0, j0 = part, 0, 0, 0
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 0, c], rsrc[k, i0 + 0, j0 + 0, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 0, c], rsrc[k, i0 + 1, j0 + 0, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 0, c], rsrc[k, i0 + 2, j0 + 0, c], msk, zero)
-                    e3 = mask(src[k, i0 + 3, j0 + 0, c], rsrc[k, i0 + 3, j0 + 0, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 0, c]
+                    e1 = src[k, i0 + 1, j0 + 0, c]
+                    e2 = src[k, i0 + 2, j0 + 0, c]
+                    e3 = src[k, i0 + 3, j0 + 0, c]
                     ub[0, 0, c] = e0
                     ub[1, 0, c] = e0 + e1 + e2 + e3
                     ub[2, 0, c] = e0 - e1 + e2 - e3
@@ -1152,10 +1164,10 @@ def grad_transform_4(grad, relu_out, coef, th, tw, dm, db, part):
                     ub[5, 0, c] = e3
                     db[c] += e0 + e1 + e2 + e3
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 1, c], rsrc[k, i0 + 0, j0 + 1, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 1, c], rsrc[k, i0 + 1, j0 + 1, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 1, c], rsrc[k, i0 + 2, j0 + 1, c], msk, zero)
-                    e3 = mask(src[k, i0 + 3, j0 + 1, c], rsrc[k, i0 + 3, j0 + 1, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 1, c]
+                    e1 = src[k, i0 + 1, j0 + 1, c]
+                    e2 = src[k, i0 + 2, j0 + 1, c]
+                    e3 = src[k, i0 + 3, j0 + 1, c]
                     ub[0, 1, c] = e0
                     ub[1, 1, c] = e0 + e1 + e2 + e3
                     ub[2, 1, c] = e0 - e1 + e2 - e3
@@ -1164,10 +1176,10 @@ def grad_transform_4(grad, relu_out, coef, th, tw, dm, db, part):
                     ub[5, 1, c] = e3
                     db[c] += e0 + e1 + e2 + e3
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 2, c], rsrc[k, i0 + 0, j0 + 2, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 2, c], rsrc[k, i0 + 1, j0 + 2, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 2, c], rsrc[k, i0 + 2, j0 + 2, c], msk, zero)
-                    e3 = mask(src[k, i0 + 3, j0 + 2, c], rsrc[k, i0 + 3, j0 + 2, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 2, c]
+                    e1 = src[k, i0 + 1, j0 + 2, c]
+                    e2 = src[k, i0 + 2, j0 + 2, c]
+                    e3 = src[k, i0 + 3, j0 + 2, c]
                     ub[0, 2, c] = e0
                     ub[1, 2, c] = e0 + e1 + e2 + e3
                     ub[2, 2, c] = e0 - e1 + e2 - e3
@@ -1176,10 +1188,10 @@ def grad_transform_4(grad, relu_out, coef, th, tw, dm, db, part):
                     ub[5, 2, c] = e3
                     db[c] += e0 + e1 + e2 + e3
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 3, c], rsrc[k, i0 + 0, j0 + 3, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 3, c], rsrc[k, i0 + 1, j0 + 3, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 3, c], rsrc[k, i0 + 2, j0 + 3, c], msk, zero)
-                    e3 = mask(src[k, i0 + 3, j0 + 3, c], rsrc[k, i0 + 3, j0 + 3, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 3, c]
+                    e1 = src[k, i0 + 1, j0 + 3, c]
+                    e2 = src[k, i0 + 2, j0 + 3, c]
+                    e3 = src[k, i0 + 3, j0 + 3, c]
                     ub[0, 3, c] = e0
                     ub[1, 3, c] = e0 + e1 + e2 + e3
                     ub[2, 3, c] = e0 - e1 + e2 - e3
@@ -1680,7 +1692,6 @@ def output_transform_5(mm, coef, bias, relu, th, tw, out, part):
     k14 = coef[14]
     zero = coef[0] * 0
     nc, ho, wo, ch = out.shape
-    has_bias = bias.shape[0] > 0
     ub = np.empty((5, 7, ch), dtype=mm.dtype)
     for n in range(nc):
         for ty in range(th):
@@ -1789,7 +1800,7 @@ def output_transform_5(mm, coef, bias, relu, th, tw, out, part):
                     e4 = ub[0, 4, c]
                     e5 = ub[0, 5, c]
                     e6 = ub[0, 6, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 0, j0 + 0, c] = act(e0 + e1 + e2 + e3 + e4 + e5 + b, relu, zero)
                     dst[k, i0 + 0, j0 + 1, c] = act(e1 - e2 + k6 * e3 - k6 * e4 + k4 * e5 + b, relu, zero)
                     dst[k, i0 + 0, j0 + 2, c] = act(e1 + e2 + k9 * e3 + k9 * e4 + k3 * e5 + b, relu, zero)
@@ -1803,7 +1814,7 @@ def output_transform_5(mm, coef, bias, relu, th, tw, out, part):
                     e4 = ub[1, 4, c]
                     e5 = ub[1, 5, c]
                     e6 = ub[1, 6, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 1, j0 + 0, c] = act(e0 + e1 + e2 + e3 + e4 + e5 + b, relu, zero)
                     dst[k, i0 + 1, j0 + 1, c] = act(e1 - e2 + k6 * e3 - k6 * e4 + k4 * e5 + b, relu, zero)
                     dst[k, i0 + 1, j0 + 2, c] = act(e1 + e2 + k9 * e3 + k9 * e4 + k3 * e5 + b, relu, zero)
@@ -1817,7 +1828,7 @@ def output_transform_5(mm, coef, bias, relu, th, tw, out, part):
                     e4 = ub[2, 4, c]
                     e5 = ub[2, 5, c]
                     e6 = ub[2, 6, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 2, j0 + 0, c] = act(e0 + e1 + e2 + e3 + e4 + e5 + b, relu, zero)
                     dst[k, i0 + 2, j0 + 1, c] = act(e1 - e2 + k6 * e3 - k6 * e4 + k4 * e5 + b, relu, zero)
                     dst[k, i0 + 2, j0 + 2, c] = act(e1 + e2 + k9 * e3 + k9 * e4 + k3 * e5 + b, relu, zero)
@@ -1831,7 +1842,7 @@ def output_transform_5(mm, coef, bias, relu, th, tw, out, part):
                     e4 = ub[3, 4, c]
                     e5 = ub[3, 5, c]
                     e6 = ub[3, 6, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 3, j0 + 0, c] = act(e0 + e1 + e2 + e3 + e4 + e5 + b, relu, zero)
                     dst[k, i0 + 3, j0 + 1, c] = act(e1 - e2 + k6 * e3 - k6 * e4 + k4 * e5 + b, relu, zero)
                     dst[k, i0 + 3, j0 + 2, c] = act(e1 + e2 + k9 * e3 + k9 * e4 + k3 * e5 + b, relu, zero)
@@ -1845,7 +1856,7 @@ def output_transform_5(mm, coef, bias, relu, th, tw, out, part):
                     e4 = ub[4, 4, c]
                     e5 = ub[4, 5, c]
                     e6 = ub[4, 6, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 4, j0 + 0, c] = act(e0 + e1 + e2 + e3 + e4 + e5 + b, relu, zero)
                     dst[k, i0 + 4, j0 + 1, c] = act(e1 - e2 + k6 * e3 - k6 * e4 + k4 * e5 + b, relu, zero)
                     dst[k, i0 + 4, j0 + 2, c] = act(e1 + e2 + k9 * e3 + k9 * e4 + k3 * e5 + b, relu, zero)
@@ -1858,10 +1869,10 @@ def output_transform_5(mm, coef, bias, relu, th, tw, out, part):
                                 out[n, y0 + i, x0 + j, c] = part[0, i, j, c]
 
 
-def grad_transform_5(grad, relu_out, coef, th, tw, dm, db, part):
-    # g = grad * [relu_out > 0] (zero beyond the map); dm[k * 7 + l, tile, c] =
+def grad_transform_5(grad, relu_out, masked, coef, th, tw, dm, db, part):
+    # g = grad * [relu_out > 0] if masked else grad (zero beyond the map); dm[k * 7 + l, tile, c] =
     # sum_(i, j) A^T[i, k] A^T[j, l] g[n, m ty + i, m tx + j, c]; db[c] += sum of g.
-    # A tile that sticks out of the map is first copied, masked and zero-padded, to part (1, 5, 5, C).
+    # Tiles that are masked or stick out of the map are first copied to part (1, 5, 5, C).
     k1 = coef[1]
     k2 = coef[2]
     k3 = coef[3]
@@ -1872,7 +1883,6 @@ def grad_transform_5(grad, relu_out, coef, th, tw, dm, db, part):
     k14 = coef[14]
     zero = coef[0] * 0
     nc, ho, wo, ch = grad.shape
-    masked = relu_out.shape[0] > 0
     ub = np.empty((7, 5, ch), dtype=grad.dtype)
     for n in range(nc):
         for ty in range(th):
@@ -1881,22 +1891,28 @@ def grad_transform_5(grad, relu_out, coef, th, tw, dm, db, part):
                 y0 = ty * 5
                 x0 = tx * 5
                 inside = y0 + 5 <= ho and x0 + 5 <= wo
-                if inside:
-                    src, rsrc, msk, k, i0, j0 = grad, relu_out, masked, n, y0, x0
+                if inside and not masked:
+                    src, k, i0, j0 = grad, n, y0, x0
+                elif inside:
+                    for i in range(5):
+                        for j in range(5):
+                            for c in range(ch):
+                                part[0, i, j, c] = gate(grad[n, y0 + i, x0 + j, c], relu_out[n, y0 + i, x0 + j, c], zero)
+                    src, k, i0, j0 = part, 0, 0, 0
                 else:
                     for i in range(5):
                         for j in range(5):
                             real = y0 + i < ho and x0 + j < wo
                             for c in range(ch):
-                                part[0, i, j, c] = (mask(grad[n, y0 + i, x0 + j, c], relu_out[n, y0 + i, x0 + j, c], masked, zero)
-                                                    if real else zero)
-                    src, rsrc, msk, k, i0, j0 = part, part, False, 0, 0, 0
+                                g = grad[n, y0 + i, x0 + j, c] if real else zero
+                                part[0, i, j, c] = gate(g, relu_out[n, y0 + i, x0 + j, c], zero) if real and masked else g
+                    src, k, i0, j0 = part, 0, 0, 0
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 0, c], rsrc[k, i0 + 0, j0 + 0, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 0, c], rsrc[k, i0 + 1, j0 + 0, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 0, c], rsrc[k, i0 + 2, j0 + 0, c], msk, zero)
-                    e3 = mask(src[k, i0 + 3, j0 + 0, c], rsrc[k, i0 + 3, j0 + 0, c], msk, zero)
-                    e4 = mask(src[k, i0 + 4, j0 + 0, c], rsrc[k, i0 + 4, j0 + 0, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 0, c]
+                    e1 = src[k, i0 + 1, j0 + 0, c]
+                    e2 = src[k, i0 + 2, j0 + 0, c]
+                    e3 = src[k, i0 + 3, j0 + 0, c]
+                    e4 = src[k, i0 + 4, j0 + 0, c]
                     ub[0, 0, c] = e0
                     ub[1, 0, c] = e0 + e1 + e2 + e3 + e4
                     ub[2, 0, c] = e0 - e1 + e2 - e3 + e4
@@ -1906,11 +1922,11 @@ def grad_transform_5(grad, relu_out, coef, th, tw, dm, db, part):
                     ub[6, 0, c] = e4
                     db[c] += e0 + e1 + e2 + e3 + e4
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 1, c], rsrc[k, i0 + 0, j0 + 1, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 1, c], rsrc[k, i0 + 1, j0 + 1, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 1, c], rsrc[k, i0 + 2, j0 + 1, c], msk, zero)
-                    e3 = mask(src[k, i0 + 3, j0 + 1, c], rsrc[k, i0 + 3, j0 + 1, c], msk, zero)
-                    e4 = mask(src[k, i0 + 4, j0 + 1, c], rsrc[k, i0 + 4, j0 + 1, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 1, c]
+                    e1 = src[k, i0 + 1, j0 + 1, c]
+                    e2 = src[k, i0 + 2, j0 + 1, c]
+                    e3 = src[k, i0 + 3, j0 + 1, c]
+                    e4 = src[k, i0 + 4, j0 + 1, c]
                     ub[0, 1, c] = e0
                     ub[1, 1, c] = e0 + e1 + e2 + e3 + e4
                     ub[2, 1, c] = e0 - e1 + e2 - e3 + e4
@@ -1920,11 +1936,11 @@ def grad_transform_5(grad, relu_out, coef, th, tw, dm, db, part):
                     ub[6, 1, c] = e4
                     db[c] += e0 + e1 + e2 + e3 + e4
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 2, c], rsrc[k, i0 + 0, j0 + 2, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 2, c], rsrc[k, i0 + 1, j0 + 2, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 2, c], rsrc[k, i0 + 2, j0 + 2, c], msk, zero)
-                    e3 = mask(src[k, i0 + 3, j0 + 2, c], rsrc[k, i0 + 3, j0 + 2, c], msk, zero)
-                    e4 = mask(src[k, i0 + 4, j0 + 2, c], rsrc[k, i0 + 4, j0 + 2, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 2, c]
+                    e1 = src[k, i0 + 1, j0 + 2, c]
+                    e2 = src[k, i0 + 2, j0 + 2, c]
+                    e3 = src[k, i0 + 3, j0 + 2, c]
+                    e4 = src[k, i0 + 4, j0 + 2, c]
                     ub[0, 2, c] = e0
                     ub[1, 2, c] = e0 + e1 + e2 + e3 + e4
                     ub[2, 2, c] = e0 - e1 + e2 - e3 + e4
@@ -1934,11 +1950,11 @@ def grad_transform_5(grad, relu_out, coef, th, tw, dm, db, part):
                     ub[6, 2, c] = e4
                     db[c] += e0 + e1 + e2 + e3 + e4
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 3, c], rsrc[k, i0 + 0, j0 + 3, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 3, c], rsrc[k, i0 + 1, j0 + 3, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 3, c], rsrc[k, i0 + 2, j0 + 3, c], msk, zero)
-                    e3 = mask(src[k, i0 + 3, j0 + 3, c], rsrc[k, i0 + 3, j0 + 3, c], msk, zero)
-                    e4 = mask(src[k, i0 + 4, j0 + 3, c], rsrc[k, i0 + 4, j0 + 3, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 3, c]
+                    e1 = src[k, i0 + 1, j0 + 3, c]
+                    e2 = src[k, i0 + 2, j0 + 3, c]
+                    e3 = src[k, i0 + 3, j0 + 3, c]
+                    e4 = src[k, i0 + 4, j0 + 3, c]
                     ub[0, 3, c] = e0
                     ub[1, 3, c] = e0 + e1 + e2 + e3 + e4
                     ub[2, 3, c] = e0 - e1 + e2 - e3 + e4
@@ -1948,11 +1964,11 @@ def grad_transform_5(grad, relu_out, coef, th, tw, dm, db, part):
                     ub[6, 3, c] = e4
                     db[c] += e0 + e1 + e2 + e3 + e4
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 4, c], rsrc[k, i0 + 0, j0 + 4, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 4, c], rsrc[k, i0 + 1, j0 + 4, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 4, c], rsrc[k, i0 + 2, j0 + 4, c], msk, zero)
-                    e3 = mask(src[k, i0 + 3, j0 + 4, c], rsrc[k, i0 + 3, j0 + 4, c], msk, zero)
-                    e4 = mask(src[k, i0 + 4, j0 + 4, c], rsrc[k, i0 + 4, j0 + 4, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 4, c]
+                    e1 = src[k, i0 + 1, j0 + 4, c]
+                    e2 = src[k, i0 + 2, j0 + 4, c]
+                    e3 = src[k, i0 + 3, j0 + 4, c]
+                    e4 = src[k, i0 + 4, j0 + 4, c]
                     ub[0, 4, c] = e0
                     ub[1, 4, c] = e0 + e1 + e2 + e3 + e4
                     ub[2, 4, c] = e0 - e1 + e2 - e3 + e4
@@ -2603,7 +2619,6 @@ def output_transform_6(mm, coef, bias, relu, th, tw, out, part):
     k15 = coef[15]
     zero = coef[0] * 0
     nc, ho, wo, ch = out.shape
-    has_bias = bias.shape[0] > 0
     ub = np.empty((6, 8, ch), dtype=mm.dtype)
     for n in range(nc):
         for ty in range(th):
@@ -2742,7 +2757,7 @@ def output_transform_6(mm, coef, bias, relu, th, tw, out, part):
                     e5 = ub[0, 5, c]
                     e6 = ub[0, 6, c]
                     e7 = ub[0, 7, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 0, j0 + 0, c] = act(e0 + e1 + e2 + e3 + e4 + e5 + e6 + b, relu, zero)
                     dst[k, i0 + 0, j0 + 1, c] = act(e1 - e2 + k7 * e3 - k7 * e4 + k5 * e5 - k5 * e6 + b, relu, zero)
                     dst[k, i0 + 0, j0 + 2, c] = act(e1 + e2 + k9 * e3 + k9 * e4 + k4 * e5 + k4 * e6 + b, relu, zero)
@@ -2758,7 +2773,7 @@ def output_transform_6(mm, coef, bias, relu, th, tw, out, part):
                     e5 = ub[1, 5, c]
                     e6 = ub[1, 6, c]
                     e7 = ub[1, 7, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 1, j0 + 0, c] = act(e0 + e1 + e2 + e3 + e4 + e5 + e6 + b, relu, zero)
                     dst[k, i0 + 1, j0 + 1, c] = act(e1 - e2 + k7 * e3 - k7 * e4 + k5 * e5 - k5 * e6 + b, relu, zero)
                     dst[k, i0 + 1, j0 + 2, c] = act(e1 + e2 + k9 * e3 + k9 * e4 + k4 * e5 + k4 * e6 + b, relu, zero)
@@ -2774,7 +2789,7 @@ def output_transform_6(mm, coef, bias, relu, th, tw, out, part):
                     e5 = ub[2, 5, c]
                     e6 = ub[2, 6, c]
                     e7 = ub[2, 7, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 2, j0 + 0, c] = act(e0 + e1 + e2 + e3 + e4 + e5 + e6 + b, relu, zero)
                     dst[k, i0 + 2, j0 + 1, c] = act(e1 - e2 + k7 * e3 - k7 * e4 + k5 * e5 - k5 * e6 + b, relu, zero)
                     dst[k, i0 + 2, j0 + 2, c] = act(e1 + e2 + k9 * e3 + k9 * e4 + k4 * e5 + k4 * e6 + b, relu, zero)
@@ -2790,7 +2805,7 @@ def output_transform_6(mm, coef, bias, relu, th, tw, out, part):
                     e5 = ub[3, 5, c]
                     e6 = ub[3, 6, c]
                     e7 = ub[3, 7, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 3, j0 + 0, c] = act(e0 + e1 + e2 + e3 + e4 + e5 + e6 + b, relu, zero)
                     dst[k, i0 + 3, j0 + 1, c] = act(e1 - e2 + k7 * e3 - k7 * e4 + k5 * e5 - k5 * e6 + b, relu, zero)
                     dst[k, i0 + 3, j0 + 2, c] = act(e1 + e2 + k9 * e3 + k9 * e4 + k4 * e5 + k4 * e6 + b, relu, zero)
@@ -2806,7 +2821,7 @@ def output_transform_6(mm, coef, bias, relu, th, tw, out, part):
                     e5 = ub[4, 5, c]
                     e6 = ub[4, 6, c]
                     e7 = ub[4, 7, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 4, j0 + 0, c] = act(e0 + e1 + e2 + e3 + e4 + e5 + e6 + b, relu, zero)
                     dst[k, i0 + 4, j0 + 1, c] = act(e1 - e2 + k7 * e3 - k7 * e4 + k5 * e5 - k5 * e6 + b, relu, zero)
                     dst[k, i0 + 4, j0 + 2, c] = act(e1 + e2 + k9 * e3 + k9 * e4 + k4 * e5 + k4 * e6 + b, relu, zero)
@@ -2822,7 +2837,7 @@ def output_transform_6(mm, coef, bias, relu, th, tw, out, part):
                     e5 = ub[5, 5, c]
                     e6 = ub[5, 6, c]
                     e7 = ub[5, 7, c]
-                    b = bias[c] if has_bias else zero
+                    b = bias[c]
                     dst[k, i0 + 5, j0 + 0, c] = act(e0 + e1 + e2 + e3 + e4 + e5 + e6 + b, relu, zero)
                     dst[k, i0 + 5, j0 + 1, c] = act(e1 - e2 + k7 * e3 - k7 * e4 + k5 * e5 - k5 * e6 + b, relu, zero)
                     dst[k, i0 + 5, j0 + 2, c] = act(e1 + e2 + k9 * e3 + k9 * e4 + k4 * e5 + k4 * e6 + b, relu, zero)
@@ -2836,10 +2851,10 @@ def output_transform_6(mm, coef, bias, relu, th, tw, out, part):
                                 out[n, y0 + i, x0 + j, c] = part[0, i, j, c]
 
 
-def grad_transform_6(grad, relu_out, coef, th, tw, dm, db, part):
-    # g = grad * [relu_out > 0] (zero beyond the map); dm[k * 8 + l, tile, c] =
+def grad_transform_6(grad, relu_out, masked, coef, th, tw, dm, db, part):
+    # g = grad * [relu_out > 0] if masked else grad (zero beyond the map); dm[k * 8 + l, tile, c] =
     # sum_(i, j) A^T[i, k] A^T[j, l] g[n, m ty + i, m tx + j, c]; db[c] += sum of g.
-    # A tile that sticks out of the map is first copied, masked and zero-padded, to part (1, 6, 6, C).
+    # Tiles that are masked or stick out of the map are first copied to part (1, 6, 6, C).
     k1 = coef[1]
     k2 = coef[2]
     k3 = coef[3]
@@ -2852,7 +2867,6 @@ def grad_transform_6(grad, relu_out, coef, th, tw, dm, db, part):
     k15 = coef[15]
     zero = coef[0] * 0
     nc, ho, wo, ch = grad.shape
-    masked = relu_out.shape[0] > 0
     ub = np.empty((8, 6, ch), dtype=grad.dtype)
     for n in range(nc):
         for ty in range(th):
@@ -2861,23 +2875,29 @@ def grad_transform_6(grad, relu_out, coef, th, tw, dm, db, part):
                 y0 = ty * 6
                 x0 = tx * 6
                 inside = y0 + 6 <= ho and x0 + 6 <= wo
-                if inside:
-                    src, rsrc, msk, k, i0, j0 = grad, relu_out, masked, n, y0, x0
+                if inside and not masked:
+                    src, k, i0, j0 = grad, n, y0, x0
+                elif inside:
+                    for i in range(6):
+                        for j in range(6):
+                            for c in range(ch):
+                                part[0, i, j, c] = gate(grad[n, y0 + i, x0 + j, c], relu_out[n, y0 + i, x0 + j, c], zero)
+                    src, k, i0, j0 = part, 0, 0, 0
                 else:
                     for i in range(6):
                         for j in range(6):
                             real = y0 + i < ho and x0 + j < wo
                             for c in range(ch):
-                                part[0, i, j, c] = (mask(grad[n, y0 + i, x0 + j, c], relu_out[n, y0 + i, x0 + j, c], masked, zero)
-                                                    if real else zero)
-                    src, rsrc, msk, k, i0, j0 = part, part, False, 0, 0, 0
+                                g = grad[n, y0 + i, x0 + j, c] if real else zero
+                                part[0, i, j, c] = gate(g, relu_out[n, y0 + i, x0 + j, c], zero) if real and masked else g
+                    src, k, i0, j0 = part, 0, 0, 0
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 0, c], rsrc[k, i0 + 0, j0 + 0, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 0, c], rsrc[k, i0 + 1, j0 + 0, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 0, c], rsrc[k, i0 + 2, j0 + 0, c], msk, zero)
-                    e3 = mask(src[k, i0 + 3, j0 + 0, c], rsrc[k, i0 + 3, j0 + 0, c], msk, zero)
-                    e4 = mask(src[k, i0 + 4, j0 + 0, c], rsrc[k, i0 + 4, j0 + 0, c], msk, zero)
-                    e5 = mask(src[k, i0 + 5, j0 + 0, c], rsrc[k, i0 + 5, j0 + 0, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 0, c]
+                    e1 = src[k, i0 + 1, j0 + 0, c]
+                    e2 = src[k, i0 + 2, j0 + 0, c]
+                    e3 = src[k, i0 + 3, j0 + 0, c]
+                    e4 = src[k, i0 + 4, j0 + 0, c]
+                    e5 = src[k, i0 + 5, j0 + 0, c]
                     ub[0, 0, c] = e0
                     ub[1, 0, c] = e0 + e1 + e2 + e3 + e4 + e5
                     ub[2, 0, c] = e0 - e1 + e2 - e3 + e4 - e5
@@ -2888,12 +2908,12 @@ def grad_transform_6(grad, relu_out, coef, th, tw, dm, db, part):
                     ub[7, 0, c] = e5
                     db[c] += e0 + e1 + e2 + e3 + e4 + e5
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 1, c], rsrc[k, i0 + 0, j0 + 1, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 1, c], rsrc[k, i0 + 1, j0 + 1, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 1, c], rsrc[k, i0 + 2, j0 + 1, c], msk, zero)
-                    e3 = mask(src[k, i0 + 3, j0 + 1, c], rsrc[k, i0 + 3, j0 + 1, c], msk, zero)
-                    e4 = mask(src[k, i0 + 4, j0 + 1, c], rsrc[k, i0 + 4, j0 + 1, c], msk, zero)
-                    e5 = mask(src[k, i0 + 5, j0 + 1, c], rsrc[k, i0 + 5, j0 + 1, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 1, c]
+                    e1 = src[k, i0 + 1, j0 + 1, c]
+                    e2 = src[k, i0 + 2, j0 + 1, c]
+                    e3 = src[k, i0 + 3, j0 + 1, c]
+                    e4 = src[k, i0 + 4, j0 + 1, c]
+                    e5 = src[k, i0 + 5, j0 + 1, c]
                     ub[0, 1, c] = e0
                     ub[1, 1, c] = e0 + e1 + e2 + e3 + e4 + e5
                     ub[2, 1, c] = e0 - e1 + e2 - e3 + e4 - e5
@@ -2904,12 +2924,12 @@ def grad_transform_6(grad, relu_out, coef, th, tw, dm, db, part):
                     ub[7, 1, c] = e5
                     db[c] += e0 + e1 + e2 + e3 + e4 + e5
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 2, c], rsrc[k, i0 + 0, j0 + 2, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 2, c], rsrc[k, i0 + 1, j0 + 2, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 2, c], rsrc[k, i0 + 2, j0 + 2, c], msk, zero)
-                    e3 = mask(src[k, i0 + 3, j0 + 2, c], rsrc[k, i0 + 3, j0 + 2, c], msk, zero)
-                    e4 = mask(src[k, i0 + 4, j0 + 2, c], rsrc[k, i0 + 4, j0 + 2, c], msk, zero)
-                    e5 = mask(src[k, i0 + 5, j0 + 2, c], rsrc[k, i0 + 5, j0 + 2, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 2, c]
+                    e1 = src[k, i0 + 1, j0 + 2, c]
+                    e2 = src[k, i0 + 2, j0 + 2, c]
+                    e3 = src[k, i0 + 3, j0 + 2, c]
+                    e4 = src[k, i0 + 4, j0 + 2, c]
+                    e5 = src[k, i0 + 5, j0 + 2, c]
                     ub[0, 2, c] = e0
                     ub[1, 2, c] = e0 + e1 + e2 + e3 + e4 + e5
                     ub[2, 2, c] = e0 - e1 + e2 - e3 + e4 - e5
@@ -2920,12 +2940,12 @@ def grad_transform_6(grad, relu_out, coef, th, tw, dm, db, part):
                     ub[7, 2, c] = e5
                     db[c] += e0 + e1 + e2 + e3 + e4 + e5
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 3, c], rsrc[k, i0 + 0, j0 + 3, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 3, c], rsrc[k, i0 + 1, j0 + 3, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 3, c], rsrc[k, i0 + 2, j0 + 3, c], msk, zero)
-                    e3 = mask(src[k, i0 + 3, j0 + 3, c], rsrc[k, i0 + 3, j0 + 3, c], msk, zero)
-                    e4 = mask(src[k, i0 + 4, j0 + 3, c], rsrc[k, i0 + 4, j0 + 3, c], msk, zero)
-                    e5 = mask(src[k, i0 + 5, j0 + 3, c], rsrc[k, i0 + 5, j0 + 3, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 3, c]
+                    e1 = src[k, i0 + 1, j0 + 3, c]
+                    e2 = src[k, i0 + 2, j0 + 3, c]
+                    e3 = src[k, i0 + 3, j0 + 3, c]
+                    e4 = src[k, i0 + 4, j0 + 3, c]
+                    e5 = src[k, i0 + 5, j0 + 3, c]
                     ub[0, 3, c] = e0
                     ub[1, 3, c] = e0 + e1 + e2 + e3 + e4 + e5
                     ub[2, 3, c] = e0 - e1 + e2 - e3 + e4 - e5
@@ -2936,12 +2956,12 @@ def grad_transform_6(grad, relu_out, coef, th, tw, dm, db, part):
                     ub[7, 3, c] = e5
                     db[c] += e0 + e1 + e2 + e3 + e4 + e5
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 4, c], rsrc[k, i0 + 0, j0 + 4, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 4, c], rsrc[k, i0 + 1, j0 + 4, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 4, c], rsrc[k, i0 + 2, j0 + 4, c], msk, zero)
-                    e3 = mask(src[k, i0 + 3, j0 + 4, c], rsrc[k, i0 + 3, j0 + 4, c], msk, zero)
-                    e4 = mask(src[k, i0 + 4, j0 + 4, c], rsrc[k, i0 + 4, j0 + 4, c], msk, zero)
-                    e5 = mask(src[k, i0 + 5, j0 + 4, c], rsrc[k, i0 + 5, j0 + 4, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 4, c]
+                    e1 = src[k, i0 + 1, j0 + 4, c]
+                    e2 = src[k, i0 + 2, j0 + 4, c]
+                    e3 = src[k, i0 + 3, j0 + 4, c]
+                    e4 = src[k, i0 + 4, j0 + 4, c]
+                    e5 = src[k, i0 + 5, j0 + 4, c]
                     ub[0, 4, c] = e0
                     ub[1, 4, c] = e0 + e1 + e2 + e3 + e4 + e5
                     ub[2, 4, c] = e0 - e1 + e2 - e3 + e4 - e5
@@ -2952,12 +2972,12 @@ def grad_transform_6(grad, relu_out, coef, th, tw, dm, db, part):
                     ub[7, 4, c] = e5
                     db[c] += e0 + e1 + e2 + e3 + e4 + e5
                 for c in range(ch):
-                    e0 = mask(src[k, i0 + 0, j0 + 5, c], rsrc[k, i0 + 0, j0 + 5, c], msk, zero)
-                    e1 = mask(src[k, i0 + 1, j0 + 5, c], rsrc[k, i0 + 1, j0 + 5, c], msk, zero)
-                    e2 = mask(src[k, i0 + 2, j0 + 5, c], rsrc[k, i0 + 2, j0 + 5, c], msk, zero)
-                    e3 = mask(src[k, i0 + 3, j0 + 5, c], rsrc[k, i0 + 3, j0 + 5, c], msk, zero)
-                    e4 = mask(src[k, i0 + 4, j0 + 5, c], rsrc[k, i0 + 4, j0 + 5, c], msk, zero)
-                    e5 = mask(src[k, i0 + 5, j0 + 5, c], rsrc[k, i0 + 5, j0 + 5, c], msk, zero)
+                    e0 = src[k, i0 + 0, j0 + 5, c]
+                    e1 = src[k, i0 + 1, j0 + 5, c]
+                    e2 = src[k, i0 + 2, j0 + 5, c]
+                    e3 = src[k, i0 + 3, j0 + 5, c]
+                    e4 = src[k, i0 + 4, j0 + 5, c]
+                    e5 = src[k, i0 + 5, j0 + 5, c]
                     ub[0, 5, c] = e0
                     ub[1, 5, c] = e0 + e1 + e2 + e3 + e4 + e5
                     ub[2, 5, c] = e0 - e1 + e2 - e3 + e4 - e5

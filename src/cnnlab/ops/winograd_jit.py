@@ -65,7 +65,7 @@ def _compiled() -> dict[str, Any] | None:
     # the kernels call these by their module-global names: compiled, they are inlined
     # (py_func: the Python function again, if this runs a second time)
     src.act = inline(getattr(src.act, "py_func", src.act))
-    src.mask = inline(getattr(src.mask, "py_func", src.mask))
+    src.gate = inline(getattr(src.gate, "py_func", src.gate))
     jit = numba.njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
     return {name: jit(fn) for name, fn in vars(src).items()
             if name.startswith(KINDS) and callable(fn)}
@@ -93,10 +93,6 @@ def _coef(m: int, dtype: str) -> np.ndarray:
     return arr
 
 
-def _empty(dtype: Any, ndim: int) -> np.ndarray:
-    return np.zeros((0,) * ndim, dtype=dtype)
-
-
 def input_transform(xpad: np.ndarray, m: int, th: int, tw: int, v: np.ndarray, t0: int) -> None:
     """``v[:, t0 : t0 + tiles]`` = the transformed ``a x a`` tiles of ``xpad`` (nc, Hp, Wp, C),
     tiles in (image, tile row, tile column) order."""
@@ -107,9 +103,9 @@ def output_transform(mm: np.ndarray, m: int, bias: np.ndarray | None, relu: bool
                      tw: int, out: np.ndarray, part: np.ndarray) -> None:
     """``out`` (nc, Ho, Wo, Co) = [ReLU of] ``A^T M A + bias`` for every tile of ``mm``;
     ``part`` is a (1, m, m, Co) work array for tiles that stick out of the map."""
-    _kernel("output_transform", m)(mm, _coef(m, mm.dtype.str),
-                                   _empty(mm.dtype, 1) if bias is None else bias, relu,
-                                   th, tw, out, part)
+    if bias is None:
+        bias = np.zeros(out.shape[3], dtype=mm.dtype)
+    _kernel("output_transform", m)(mm, _coef(m, mm.dtype.str), bias, relu, th, tw, out, part)
 
 
 def grad_transform(grad: np.ndarray, relu_output: np.ndarray | None, m: int, th: int, tw: int,
@@ -117,8 +113,9 @@ def grad_transform(grad: np.ndarray, relu_output: np.ndarray | None, m: int, th:
     """``dm`` = ``A (grad * [relu_output > 0]) A^T`` for every tile (zero beyond the map);
     adds the masked gradient's sum over pixels to ``db``; ``part`` as for
     :func:`output_transform`."""
-    mask = _empty(grad.dtype, 4) if relu_output is None else relu_output
-    _kernel("grad_transform", m)(grad, mask, _coef(m, grad.dtype.str), th, tw, dm, db, part)
+    masked = relu_output is not None
+    _kernel("grad_transform", m)(grad, relu_output if masked else grad, masked,
+                                 _coef(m, grad.dtype.str), th, tw, dm, db, part)
 
 
 def input_grad_transform(dv: np.ndarray, m: int, th: int, tw: int, dx: np.ndarray) -> None:
