@@ -32,10 +32,12 @@ CONFIGS = [
 
 
 @pytest.fixture(params=["numpy", "jit"])
-def winograd_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs a test with Winograd's NumPy transforms and with the compiled ones."""
+def jit_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with the NumPy paths and with the compiled kernels (cnnlab.ops.jit)."""
     monkeypatch.setenv("CNNLAB_JIT", "1" if request.param == "jit" else "0")
-    assert winograd.use_jit(np) == (request.param == "jit")  # Numba is a dependency
+    on = request.param == "jit"
+    # Numba is a dependency: the compiled path must be there
+    assert winograd.use_jit(np) == on and pool_ops._jit_2x2(np, (2, 2)) == on
     return str(request.param)
 
 
@@ -52,7 +54,7 @@ def _case(cfg: tuple, dtype: type, seed: int = 0) -> tuple:
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("impl", ["auto", "im2col", "winograd"])
 @pytest.mark.parametrize("cfg", CONFIGS)
-def test_conv_fast_matches_reference(cfg: tuple, impl: str, dtype: type, winograd_path: str,
+def test_conv_fast_matches_reference(cfg: tuple, impl: str, dtype: type, jit_path: str,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     # Winograd with F(2x2, 3x3) tiles here; the larger tiles, whose float32
     # rounding grows with the tile, have their own test below.
@@ -102,7 +104,7 @@ def _close_f64(want: np.ndarray) -> dict:
 
 
 def test_winograd_chunking_does_not_change_results(monkeypatch: pytest.MonkeyPatch,
-                                                   winograd_path: str) -> None:
+                                                   jit_path: str) -> None:
     """More, smaller chunks give the same results, up to float64 rounding.
 
     Not bit for bit: a chunk's GEMMs have as many rows as its tiles, and BLAS
@@ -114,7 +116,7 @@ def test_winograd_chunking_does_not_change_results(monkeypatch: pytest.MonkeyPat
     """
     x, k, b, s, pads, rng = _case((9, 12, 12, 8, 5, (3, 3), (1, 1), "same"), np.float64)
     gathers: list[int] = []  # the images of each chunk the forward transforms
-    name = "forward_tiles_jit" if winograd_path == "jit" else "forward_tiles"
+    name = "forward_tiles_jit" if jit_path == "jit" else "forward_tiles"
     chunk_fn = getattr(winograd, name)
 
     def counting_chunk(xpad: np.ndarray, *args: object) -> None:
@@ -146,7 +148,7 @@ def _max_pool_reference(x: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("shape,p", [((3, 8, 6, 5), 2), ((2, 28, 28, 16), 2), ((2, 9, 6, 3), 3)])
-def test_max_pool_tiled_path_ties_and_gradient(shape: tuple, p: int) -> None:
+def test_max_pool_tiled_path_ties_and_gradient(shape: tuple, p: int, jit_path: str) -> None:
     rng = np.random.default_rng(1)
     x = np.round(rng.standard_normal(shape) * 2) / 2  # many ties
     x[:, :p, :p, :] = 1.0  # a window of equal values: the first must win
@@ -261,7 +263,7 @@ WINOGRAD_F32_BOUND = 3e-5
     (2, 12, 12, 128, 256, "valid"),  # and conv2d_2
 ])
 def test_winograd_every_tile_matches_reference(cfg: tuple, m: int, dtype: type,
-                                               winograd_path: str) -> None:
+                                               jit_path: str) -> None:
     n, h, w, ci, co, padding = cfg
     x, k, b, _, pads, rng = _case((n, h, w, ci, co, (3, 3), (1, 1), padding), dtype)
     x64, k64, b64 = (a.astype(np.float64) for a in (x, k, b))
@@ -284,7 +286,7 @@ def test_winograd_every_tile_matches_reference(cfg: tuple, m: int, dtype: type,
         assert err <= bound, (m, err)
 
 
-def test_winograd_relu_fused_forward_and_backward(winograd_path: str) -> None:
+def test_winograd_relu_fused_forward_and_backward(jit_path: str) -> None:
     x, k, b, _, pads, rng = _case((3, 12, 12, 16, 8, (3, 3), (1, 1), "valid"), np.float64)
     out, cache = winograd.conv3x3_forward(x, k, b, pads, relu=True)
     plain, cache2 = winograd.conv3x3_forward(x, k, b, pads)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from cnnlab.backend import array_module, sliding_window_view
-from cnnlab.ops import parallel
+from cnnlab.ops import parallel, pooling_jit
 from cnnlab.ops.padding import Pads, output_hw, pad2d, unpad2d
 
 
@@ -56,6 +56,12 @@ def _batch_groups(xp: Any, x: Any) -> list[tuple[int, int]]:
     return parallel.split(x.shape[0], workers)
 
 
+def _jit_2x2(xp: Any, pool: tuple[int, int]) -> bool:
+    """Whether 2x2 tiled max pooling takes :mod:`cnnlab.ops.pooling_jit` (NumPy arrays,
+    compiled kernels available; see :mod:`cnnlab.ops.jit`)."""
+    return tuple(pool) == (2, 2) and xp.__name__ == "numpy" and pooling_jit.available()
+
+
 def _tile_views(x: Any, pool: tuple[int, int]) -> list[Any]:
     """The ``ph * pw`` strided views ``x[:, a::ph, b::pw]``, row-major window order."""
     ph, pw = pool
@@ -85,8 +91,14 @@ def max_pool2d_forward(
         n, h, w, c = x.shape
         out = xp.empty((n, h // ph, w // pw, c), dtype=x.dtype)
         arg = xp.empty(out.shape, dtype=idx_dtype) if need_argmax else None
+        jit = _jit_2x2(xp, pool)
+        if jit:
+            x = xp.ascontiguousarray(x)
 
         def part(lo: int, hi: int) -> None:  # images lo:hi, independent of the others
+            if jit:  # the same results in one pass (see cnnlab.ops.pooling_jit)
+                pooling_jit.forward(x[lo:hi], out[lo:hi], None if arg is None else arg[lo:hi])
+                return
             views = _tile_views(x[lo:hi], pool)
             o = out[lo:hi]
             if len(views) == 1:
@@ -130,8 +142,14 @@ def max_pool2d_backward(
     ho, wo = grad_out.shape[1:3]
     if pool == strides and pads == ((0, 0), (0, 0)) and h % ph == 0 and w % pw == 0:
         dx = xp.empty((n, h, w, c), dtype=grad_out.dtype)
+        jit = _jit_2x2(xp, pool)
+        if jit:
+            grad_out, argmax = xp.ascontiguousarray(grad_out), xp.ascontiguousarray(argmax)
 
         def part(lo: int, hi: int) -> None:
+            if jit:
+                pooling_jit.backward(grad_out[lo:hi], argmax[lo:hi], dx[lo:hi])
+                return
             for k, view in enumerate(_tile_views(dx[lo:hi], pool)):
                 xp.multiply(grad_out[lo:hi], argmax[lo:hi] == k, out=view)
 

@@ -28,52 +28,41 @@ order a row's products differently, and the kernels may fuse a multiply and
 an add). The tests compare both paths with each other and with the slides'
 formulas.
 
-Numba is imported only when the kernels are first used; :func:`available`
-says whether they will be (``CNNLAB_JIT=0`` turns them off; without Numba
-the NumPy path runs). Compiled code is cached on disk (Numba's
-``cache=True``: next to the module, or in ``NUMBA_CACHE_DIR``).
+When they are used, and when NumPy's path runs instead, is
+:mod:`cnnlab.ops.jit`'s business (``CNNLAB_JIT=0`` turns them off).
 """
 
 from __future__ import annotations
 
-import os
 from functools import cache
 from typing import Any
 
 import numpy as np
 
+from cnnlab.ops import jit
+
 #: The kernels' names in :mod:`cnnlab.ops._winograd_kernels`, with ``_{m}`` appended.
 KINDS = ("input_transform", "output_transform", "grad_transform", "input_grad_transform")
-
-
-def enabled_by_env() -> bool:
-    """``CNNLAB_JIT`` unset, or anything but ``0``/``false``/``no``/``off``."""
-    return os.environ.get("CNNLAB_JIT", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 @cache
 def _compiled() -> dict[str, Any] | None:
     """Every kernel, wrapped for Numba (each compiles on its first call), or None
     when Numba cannot be imported."""
-    try:
-        import numba
-    except ImportError:
+    if jit.numba_module() is None:
         return None
     from cnnlab.ops import _winograd_kernels as src
 
-    inline = numba.njit(inline="always")
     # the kernels call these by their module-global names: compiled, they are inlined
-    # (py_func: the Python function again, if this runs a second time)
-    src.act = inline(getattr(src.act, "py_func", src.act))
-    src.gate = inline(getattr(src.gate, "py_func", src.gate))
-    jit = numba.njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})
-    return {name: jit(fn) for name, fn in vars(src).items()
+    src.act = jit.inline(src.act)
+    src.gate = jit.inline(src.gate)
+    return {name: jit.njit(fn) for name, fn in vars(src).items()
             if name.startswith(KINDS) and callable(fn)}
 
 
 def available() -> bool:
     """True when the compiled transforms will be used for NumPy arrays."""
-    return enabled_by_env() and _compiled() is not None
+    return jit.available() and _compiled() is not None
 
 
 def _kernel(kind: str, m: int) -> Any:

@@ -1,10 +1,11 @@
-"""The compiled Winograd transforms (cnnlab.ops.winograd_jit) against their definitions.
+"""The compiled kernels (cnnlab.ops.jit): Winograd transforms and 2x2 max pooling.
 
-Each kernel is checked against the transform written out with the exact
-Toom-Cook matrices in float64 (``einsum``), for every tile size, both
-dtypes and maps whose tiles stick out; the whole convolution through both
-paths is checked against the slides' formulas in tests/test_fast_paths.py
-(its ``winograd_path`` fixture).
+Each Winograd kernel is checked against the transform written out with the
+exact Toom-Cook matrices in float64 (``einsum``), for every tile size, both
+dtypes and maps whose tiles stick out; the pooling kernels against the NumPy
+path, bit for bit, NaN and ties included. The whole convolution and pooling
+through both paths are checked against the slides' formulas in
+tests/test_fast_paths.py (its ``jit_path`` fixture).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sys
 import numpy as np
 import pytest
 
-from cnnlab.ops import winograd, winograd_codegen, winograd_jit
+from cnnlab.ops import jit, pooling, pooling_jit, winograd, winograd_codegen, winograd_jit
 
 TILE_SIZES = winograd.TILE_SIZES
 BOUND = {np.float64: 1e-13, np.float32: 3e-6}  # relative to the reference's largest magnitude
@@ -173,22 +174,59 @@ def test_cnnlab_jit_env_turns_the_kernels_off(value: str, monkeypatch: pytest.Mo
     winograd.conv3x3_forward(x, np.ones((3, 3, 4, 2)), None, ((0, 0), (0, 0)))
 
 
-def test_without_numba_the_numpy_path_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """An environment where Numba cannot be imported still trains: the NumPy transforms."""
+def _clear_caches() -> None:
+    for fn in (jit.numba_module, winograd_jit._compiled, pooling_jit._compiled):
+        fn.cache_clear()
+
+
+def test_without_numba_the_numpy_paths_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An environment where Numba cannot be imported still trains: the NumPy paths."""
     monkeypatch.setitem(sys.modules, "numba", None)  # import numba -> ImportError
-    winograd_jit._compiled.cache_clear()
+    _clear_caches()
     try:
-        assert not winograd_jit.available()
+        assert not jit.available() and not winograd_jit.available()
+        assert not pooling_jit.available() and not winograd.use_jit(np)
         x = np.random.default_rng(0).standard_normal((2, 8, 8, 4))
         k = np.random.default_rng(1).standard_normal((3, 3, 4, 2))
         out, _ = winograd.conv3x3_forward(x, k, None, ((0, 0), (0, 0)), m=2)
         from cnnlab.ops import conv as conv_ops
         ref = conv_ops.conv2d_forward_reference(x, k, None, (1, 1), ((0, 0), (0, 0)))
         np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
+        pooled, _ = pooling.max_pool2d_forward(x, (2, 2), (2, 2), ((0, 0), (0, 0)))
+        np.testing.assert_array_equal(pooled, x.reshape(2, 4, 2, 4, 2, 4).max(axis=(2, 4)))
     finally:
-        winograd_jit._compiled.cache_clear()  # the next caller imports Numba again
+        _clear_caches()  # the next caller imports Numba again
     monkeypatch.undo()
-    assert winograd_jit.available()
+    assert jit.available() and winograd_jit.available() and pooling_jit.available()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(3, 8, 6, 5), (2, 10, 10, 256), (4, 28, 28, 16), (1, 2, 2, 1)])
+def test_max_pool_kernels_equal_the_numpy_path(shape: tuple, dtype: type,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bit for bit: maxima, arg-maxima (first of equal values; 3 for a NaN window, as the
+    NumPy formula gives) and gradients, NaN and infinities included."""
+    rng = np.random.default_rng(shape[-1])
+    x = (np.round(rng.standard_normal(shape) * 2) / 2).astype(dtype)  # many ties
+    x[0, 0, 0, 0] = np.nan
+    if shape[1] > 2:
+        x[0, 2, 3, 0] = np.inf
+        x[-1, -1, -1, -1] = -np.inf
+    pads = ((0, 0), (0, 0))
+    g = rng.standard_normal((shape[0], shape[1] // 2, shape[2] // 2, shape[3])).astype(dtype)
+    g.flat[g.size // 2] = np.nan
+    got = {}
+    for value in ("1", "0"):
+        monkeypatch.setenv("CNNLAB_JIT", value)
+        assert pooling._jit_2x2(np, (2, 2)) == (value == "1")
+        out, arg = pooling.max_pool2d_forward(x, (2, 2), (2, 2), pads)
+        only, _ = pooling.max_pool2d_forward(x, (2, 2), (2, 2), pads, need_argmax=False)
+        dx = pooling.max_pool2d_backward(g, arg, x.shape, (2, 2), (2, 2), pads)
+        got[value] = (out, arg, only, dx)
+    for fast, slow in zip(got["1"], got["0"], strict=True):
+        assert fast.dtype == slow.dtype
+        np.testing.assert_array_equal(fast, slow)  # NaN equals NaN here
+    assert np.isnan(got["1"][0][0, 0, 0, 0]) and got["1"][1][0, 0, 0, 0] == 3
 
 
 def test_shipped_model_predicts_the_same_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:
