@@ -173,9 +173,10 @@ def _method_keywords(paths: list[Path]) -> dict[str, set[str]]:
     return out
 
 
-#: ops modules for NumPy arrays only: the compiled Winograd transforms (used only when
-#: ``winograd.use_jit(xp)``, i.e. ``xp is np``) and their generator.
-HOST_ONLY = {"_winograd_kernels.py", "winograd_jit.py", "winograd_codegen.py"}
+#: ops modules for NumPy arrays only: the compiled kernels (used only for NumPy arrays,
+#: see cnnlab.ops.jit) and the Winograd kernels' generator.
+HOST_ONLY = {"_winograd_kernels.py", "winograd_jit.py", "winograd_codegen.py", "jit.py",
+             "pooling_jit.py"}
 
 
 def device_paths() -> list[Path]:
