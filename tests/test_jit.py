@@ -240,4 +240,3 @@ def test_shipped_model_predicts_the_same_on_both_paths(monkeypatch: pytest.Monke
     slow = model.predict(x)
     assert np.abs(fast - slow).max() < 1e-5
     assert (fast.argmax(1) == slow.argmax(1)).all()
-
