@@ -34,6 +34,11 @@ from pathlib import Path
 
 import atheris
 
+# cnnlab's compiled kernels off (cnnlab.ops.jit): atheris rewrites the bytecode of
+# every cnnlab function it instruments, kernels included, and Numba cannot compile
+# the rewritten code. The fuzzed parsers are Python; the NumPy paths compute the same.
+os.environ["CNNLAB_JIT"] = "0"
+
 FINDINGS = os.environ.get("CNNLAB_FUZZ_FINDINGS")
 
 

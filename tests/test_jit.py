@@ -175,7 +175,7 @@ def test_cnnlab_jit_env_turns_the_kernels_off(value: str, monkeypatch: pytest.Mo
 
 
 def _clear_caches() -> None:
-    for fn in (jit.numba_module, winograd_jit._compiled, pooling_jit._compiled):
+    for fn in (jit.numba_module, jit.compiles, winograd_jit._compiled, pooling_jit._compiled):
         fn.cache_clear()
 
 
@@ -198,6 +198,28 @@ def test_without_numba_the_numpy_paths_run(monkeypatch: pytest.MonkeyPatch) -> N
         _clear_caches()  # the next caller imports Numba again
     monkeypatch.undo()
     assert jit.available() and winograd_jit.available() and pooling_jit.available()
+
+
+def test_a_numba_that_cannot_compile_means_the_numpy_paths(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the probe kernel fails to compile (as under atheris's bytecode rewriting), a
+    warning names the reason and the NumPy paths run."""
+    def broken(fn: object) -> object:
+        raise RuntimeError("no LLVM here")
+
+    monkeypatch.setattr(jit, "njit", broken)
+    _clear_caches()
+    try:
+        with pytest.warns(RuntimeWarning, match="Numba cannot compile here.*no LLVM here"):
+            assert not jit.available()
+        assert not winograd.use_jit(np) and not pooling._jit_2x2(np, (2, 2))
+        x = np.random.default_rng(0).standard_normal((2, 4, 4, 3))
+        pooled, _ = pooling.max_pool2d_forward(x, (2, 2), (2, 2), ((0, 0), (0, 0)))
+        np.testing.assert_array_equal(pooled, x.reshape(2, 2, 2, 2, 2, 3).max(axis=(2, 4)))
+    finally:
+        monkeypatch.undo()
+        _clear_caches()
+    assert jit.available()
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

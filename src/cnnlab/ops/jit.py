@@ -19,6 +19,7 @@ kernel on a machine pays for compiling it.
 from __future__ import annotations
 
 import os
+import warnings
 from functools import cache
 from typing import Any
 
@@ -38,9 +39,37 @@ def numba_module() -> Any | None:
     return numba
 
 
+def _probe(x: Any) -> Any:  # pragma: no cover - compiled
+    total = x[0] * 0
+    for i in range(x.shape[0]):
+        total += x[i]
+    return total
+
+
+@cache
+def compiles() -> bool:
+    """Whether Numba compiles here: a tiny kernel, once per process (then cached on disk).
+
+    Where it cannot (say, under a tool that rewrites cnnlab's bytecode, as atheris's
+    coverage instrumentation does), a warning says so and the NumPy paths run."""
+    if numba_module() is None:
+        return False
+    try:
+        import numpy as np
+
+        njit(_probe)(np.ones(3, dtype=np.float32))
+    except Exception as e:  # any failure to compile means: do not use the kernels
+        warnings.warn(f"cnnlab: Numba cannot compile here ({type(e).__name__}: "
+                      f"{str(e).splitlines()[0] if str(e) else ''}); cnnlab runs its NumPy "
+                      "paths instead (CNNLAB_JIT=0 chooses them without this warning)",
+                      RuntimeWarning, stacklevel=2)
+        return False
+    return True
+
+
 def available() -> bool:
     """True when NumPy arrays take the compiled kernels."""
-    return enabled_by_env() and numba_module() is not None
+    return enabled_by_env() and compiles()
 
 
 def njit(fn: Any) -> Any:
