@@ -35,9 +35,10 @@ CONFIGS = [
 def jit_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Runs a test with the NumPy paths and with the compiled kernels (cnnlab.ops.jit)."""
     monkeypatch.setenv("CNNLAB_JIT", "1" if request.param == "jit" else "0")
+    monkeypatch.setattr(pool_ops, "JIT_MIN_ELEMENTS", 0)  # the small test arrays too
     on = request.param == "jit"
     # Numba is a dependency: the compiled path must be there
-    assert winograd.use_jit(np) == on and pool_ops._jit_2x2(np, (2, 2)) == on
+    assert winograd.use_jit(np) == on and pool_ops._jit_2x2(np, (2, 2), 1) == on
     return str(request.param)
 
 

@@ -212,7 +212,7 @@ def test_a_numba_that_cannot_compile_means_the_numpy_paths(
     try:
         with pytest.warns(RuntimeWarning, match="Numba cannot compile here.*no LLVM here"):
             assert not jit.available()
-        assert not winograd.use_jit(np) and not pooling._jit_2x2(np, (2, 2))
+        assert not winograd.use_jit(np) and not pooling._jit_2x2(np, (2, 2), 1 << 30)
         x = np.random.default_rng(0).standard_normal((2, 4, 4, 3))
         pooled, _ = pooling.max_pool2d_forward(x, (2, 2), (2, 2), ((0, 0), (0, 0)))
         np.testing.assert_array_equal(pooled, x.reshape(2, 2, 2, 2, 2, 3).max(axis=(2, 4)))
@@ -237,10 +237,11 @@ def test_max_pool_kernels_equal_the_numpy_path(shape: tuple, dtype: type,
     pads = ((0, 0), (0, 0))
     g = rng.standard_normal((shape[0], shape[1] // 2, shape[2] // 2, shape[3])).astype(dtype)
     g.flat[g.size // 2] = np.nan
+    monkeypatch.setattr(pooling, "JIT_MIN_ELEMENTS", 0)  # these small arrays too
     got = {}
     for value in ("1", "0"):
         monkeypatch.setenv("CNNLAB_JIT", value)
-        assert pooling._jit_2x2(np, (2, 2)) == (value == "1")
+        assert pooling._jit_2x2(np, (2, 2), x.size) == (value == "1")
         out, arg = pooling.max_pool2d_forward(x, (2, 2), (2, 2), pads)
         only, _ = pooling.max_pool2d_forward(x, (2, 2), (2, 2), pads, need_argmax=False)
         dx = pooling.max_pool2d_backward(g, arg, x.shape, (2, 2), (2, 2), pads)
@@ -249,6 +250,26 @@ def test_max_pool_kernels_equal_the_numpy_path(shape: tuple, dtype: type,
         assert fast.dtype == slow.dtype
         np.testing.assert_array_equal(fast, slow)  # NaN equals NaN here
     assert np.isnan(got["1"][0][0, 0, 0, 0]) and got["1"][1][0, 0, 0, 0] == 3
+
+
+def test_small_batches_do_not_import_numba(tmp_path: object) -> None:
+    """Predicting one image (the CLI's and the demo's case) stays on the NumPy paths, so a
+    process that only does that never pays for importing Numba."""
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys, numpy as np
+        from cnnlab.pretrained import load_pretrained
+        model = load_pretrained()
+        model.predict(np.zeros((1, 28, 28, 1), np.float32))
+        print("numba" in sys.modules)
+        model.predict(np.zeros((64, 28, 28, 1), np.float32))
+        print("numba" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    assert out == ["False", "True"]
 
 
 def test_shipped_model_predicts_the_same_on_both_paths(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,10 +56,18 @@ def _batch_groups(xp: Any, x: Any) -> list[tuple[int, int]]:
     return parallel.split(x.shape[0], workers)
 
 
-def _jit_2x2(xp: Any, pool: tuple[int, int]) -> bool:
-    """Whether 2x2 tiled max pooling takes :mod:`cnnlab.ops.pooling_jit` (NumPy arrays,
-    compiled kernels available; see :mod:`cnnlab.ops.jit`)."""
-    return tuple(pool) == (2, 2) and xp.__name__ == "numpy" and pooling_jit.available()
+#: Fewest input elements for which 2x2 max pooling takes the compiled kernels. Below
+#: it the NumPy path is as fast, and a process that only ever pools small batches
+#: (``cnnlab predict`` on one image, the demo) never imports Numba (about 0.5 s).
+JIT_MIN_ELEMENTS = 1 << 16
+
+
+def _jit_2x2(xp: Any, pool: tuple[int, int], size: int) -> bool:
+    """Whether 2x2 tiled max pooling of ``size`` input elements takes
+    :mod:`cnnlab.ops.pooling_jit` (NumPy arrays, compiled kernels available; see
+    :mod:`cnnlab.ops.jit`)."""
+    return (tuple(pool) == (2, 2) and xp.__name__ == "numpy" and size >= JIT_MIN_ELEMENTS
+            and pooling_jit.available())
 
 
 def _tile_views(x: Any, pool: tuple[int, int]) -> list[Any]:
@@ -91,7 +99,7 @@ def max_pool2d_forward(
         n, h, w, c = x.shape
         out = xp.empty((n, h // ph, w // pw, c), dtype=x.dtype)
         arg = xp.empty(out.shape, dtype=idx_dtype) if need_argmax else None
-        jit = _jit_2x2(xp, pool)
+        jit = _jit_2x2(xp, pool, x.size)
         if jit:
             x = xp.ascontiguousarray(x)
 
@@ -142,7 +150,7 @@ def max_pool2d_backward(
     ho, wo = grad_out.shape[1:3]
     if pool == strides and pads == ((0, 0), (0, 0)) and h % ph == 0 and w % pw == 0:
         dx = xp.empty((n, h, w, c), dtype=grad_out.dtype)
-        jit = _jit_2x2(xp, pool)
+        jit = _jit_2x2(xp, pool, n * h * w * c)
         if jit:
             grad_out, argmax = xp.ascontiguousarray(grad_out), xp.ascontiguousarray(argmax)
 
