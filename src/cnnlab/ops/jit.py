@@ -72,19 +72,21 @@ def available() -> bool:
     return enabled_by_env() and compiles()
 
 
-def njit(fn: Any) -> Any:
-    """``fn`` compiled the way cnnlab's kernels are: no GIL (the batch-split workers
-    run kernels side by side), cached on disk, no bounds checks, multiply-adds fused."""
+def _required() -> Any:
     numba = numba_module()
     if numba is None:  # pragma: no cover - callers check available() first
         raise RuntimeError("cnnlab's compiled kernels need Numba (pip install numba)")
-    return numba.njit(nogil=True, cache=True, boundscheck=False, fastmath={"contract"})(fn)
+    return numba
+
+
+def njit(fn: Any) -> Any:
+    """``fn`` compiled the way cnnlab's kernels are: no GIL (the batch-split workers
+    run kernels side by side), cached on disk, no bounds checks, multiply-adds fused."""
+    return _required().njit(nogil=True, cache=True, boundscheck=False,
+                            fastmath={"contract"})(fn)
 
 
 def inline(fn: Any) -> Any:
     """``fn`` compiled to be inlined where a kernel calls it (the Python function again
     if it was compiled before)."""
-    numba = numba_module()
-    if numba is None:  # pragma: no cover
-        raise RuntimeError("cnnlab's compiled kernels need Numba (pip install numba)")
-    return numba.njit(inline="always")(getattr(fn, "py_func", fn))
+    return _required().njit(inline="always")(getattr(fn, "py_func", fn))
